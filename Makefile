@@ -1,0 +1,39 @@
+# Quick start: `make demo` runs the examples, `make test` the whole suite (PG=14..18 picks a server).
+PYTHON ?= python3
+VENV ?= .venv
+PG ?=
+ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_OPT := $(if $(PG),--pglocks-pg=$(PG))
+MAJORS := 14 15 16 17 18
+
+.PHONY: demo test matrix lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pytest examples $(PG_OPT) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/pytest $(PG_OPT) -n 2 $(ARGS)
+
+matrix: $(STAMP)
+	@for major in $(MAJORS); do \
+		echo "=== PostgreSQL $$major"; \
+		$(MAKE) --no-print-directory test PG=$$major || exit 1; \
+	done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(PG_OPT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

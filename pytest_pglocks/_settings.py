@@ -1,0 +1,252 @@
+"""Run settings: command line > environment > ini > default, each value remembering its source."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import pytest
+
+from . import errors
+
+T = TypeVar("T")
+
+SUPPORTED_MAJORS = range(14, 19)
+BACKENDS = ("auto", "local")
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """A PostgreSQL version asked for: a major (``16``) or an exact release (``16.4``)."""
+
+    major: int
+    minor: int | None = None
+
+    def __str__(self) -> str:
+        return str(self.major) if self.minor is None else f"{self.major}.{self.minor}"
+
+    def matches(self, version: str) -> bool:
+        """Whether a server version string such as ``"16.4"`` satisfies this spec."""
+        parts = version.split(".")
+        if int(parts[0]) != self.major:
+            return False
+        return self.minor is None or (len(parts) > 1 and int(parts[1]) == self.minor)
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One resolved value and where it came from (``--pglocks-pg``, ``PGLOCKS_PG``, ...)."""
+
+    value: T
+    source: str
+
+
+@dataclass(frozen=True)
+class Option:
+    """One pglocks option: its command-line flag, ini key, environment variable and parser."""
+
+    name: str
+    help: str
+    parse: Callable[[str, str], Any]
+    default: Any = None
+    flag: bool = False
+    ini: bool = True
+    metavar: str | None = None
+
+    @property
+    def cli(self) -> str:
+        return "--pglocks-" + self.name.replace("_", "-")
+
+    @property
+    def ini_key(self) -> str:
+        return "pglocks_" + self.name
+
+    @property
+    def env(self) -> str:
+        return "PGLOCKS_" + self.name.upper()
+
+
+def parse_version(value: str, source: str) -> VersionSpec:
+    """Parse ``14``…``18`` or ``16.4``; raise ``pytest.UsageError`` naming the source otherwise."""
+    match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?\s*", value)
+    if not match:
+        raise pytest.UsageError(errors.BAD_VERSION.format(value=value, source=source))
+    major = int(match[1])
+    if major not in SUPPORTED_MAJORS:
+        raise pytest.UsageError(
+            errors.UNSUPPORTED_MAJOR.format(value=value, source=source, major=major)
+        )
+    return VersionSpec(major, int(match[2]) if match[2] is not None else None)
+
+
+def parse_seconds(value: str, source: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise pytest.UsageError(errors.BAD_SECONDS.format(value=value, source=source))
+    return seconds
+
+
+def parse_bool(value: str, source: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise pytest.UsageError(errors.BAD_BOOL.format(value=value, source=source))
+
+
+def parse_backend(value: str, source: str) -> str:
+    if value not in BACKENDS:
+        raise pytest.UsageError(
+            errors.BAD_CHOICE.format(
+                value=value, source=source, name="backend", choices=", ".join(BACKENDS)
+            )
+        )
+    return value
+
+
+def parse_path(value: str, source: str) -> Path:
+    return Path(value).expanduser()
+
+
+def parse_text(value: str, source: str) -> str:
+    return value
+
+
+OPTIONS = (
+    Option(
+        "pg",
+        "PostgreSQL to test against: a major from 14 to 18 or an exact version such as 16.4 "
+        "(default: the newest major installed locally, else 17).",
+        parse_version,
+        metavar="VERSION",
+    ),
+    Option(
+        "dsn",
+        "Use this existing server (libpq conninfo or URI) instead of starting one; each test "
+        "still gets its own database.",
+        parse_text,
+        metavar="CONNINFO",
+    ),
+    Option(
+        "bindir",
+        "Directory holding initdb, pg_ctl and postgres; searched before system installs.",
+        parse_path,
+        metavar="DIR",
+    ),
+    Option(
+        "backend",
+        "Where the server comes from: auto (default) or local binaries.",
+        parse_backend,
+        default="auto",
+        metavar="NAME",
+    ),
+    Option(
+        "offline",
+        "Never download server binaries; fail with what to install instead.",
+        parse_bool,
+        default=False,
+        flag=True,
+    ),
+    Option(
+        "cache_dir",
+        "Where downloaded server binaries are kept (default: ~/.cache/pytest-pglocks, or "
+        "/var/cache/pytest-pglocks when running as root).",
+        parse_path,
+        metavar="DIR",
+    ),
+    Option(
+        "keep",
+        "Keep the database of a failing test (and its server) and print how to connect.",
+        parse_bool,
+        default=False,
+        flag=True,
+        ini=False,
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every option in the "pglocks" group, with its ini twin."""
+    group = parser.getgroup("pglocks", "PostgreSQL lock testing (pytest-pglocks)")
+    for option in OPTIONS:
+        env_note = f" Env: {option.env}."
+        if option.flag:
+            group.addoption(
+                option.cli, action="store_true", default=None, help=option.help + env_note
+            )
+        else:
+            group.addoption(
+                option.cli, metavar=option.metavar, default=None, help=option.help + env_note
+            )
+        if option.ini:
+            parser.addini(option.ini_key, help=option.help, default=None)
+
+
+def resolve(option: Option, config: pytest.Config) -> Setting[Any]:
+    """The value of one option: command line > environment > ini > default."""
+    cli_value = config.getoption(option.ini_key)
+    if cli_value is not None:
+        if option.flag:
+            return Setting(bool(cli_value), option.cli)
+        return Setting(option.parse(str(cli_value), option.cli), option.cli)
+    env_value = os.environ.get(option.env)
+    if env_value is not None and env_value != "":
+        return Setting(option.parse(env_value, option.env), option.env)
+    if option.ini:
+        ini_value = config.getini(option.ini_key)
+        if ini_value not in (None, "", []):
+            source = f"ini {option.ini_key}"
+            return Setting(option.parse(str(ini_value).strip(), source), source)
+    return Setting(option.default, "default")
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache; as root a world-readable one, since the server runs unprivileged."""
+    if os.geteuid() == 0:
+        return Path("/var/cache/pytest-pglocks")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-pglocks"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every pglocks setting of this run, validated."""
+
+    pg: Setting[VersionSpec | None]
+    dsn: Setting[str | None]
+    bindir: Setting[Path | None]
+    backend: Setting[str]
+    offline: Setting[bool]
+    cache_dir: Setting[Path]
+    keep: Setting[bool]
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Resolve and validate all options; a bad value raises ``pytest.UsageError``."""
+        values = {option.name: resolve(option, config) for option in OPTIONS}
+        if values["cache_dir"].value is None:
+            values["cache_dir"] = Setting(default_cache_dir(), "default")
+        settings = cls(**values)
+        if settings.dsn.value and settings.pg.value is not None:
+            raise pytest.UsageError(
+                errors.DSN_AND_PG.format(
+                    dsn_source=settings.dsn.source, pg_source=settings.pg.source
+                )
+            )
+        return settings
+
+    def describe(self) -> str:
+        """A short account of where the server comes from, for the report header."""
+        if self.dsn.value:
+            return f"existing server (--pglocks-dsn from {self.dsn.source})"
+        if self.pg.value is None:
+            return "PostgreSQL: newest installed major, else 17"
+        return f"PostgreSQL {self.pg.value} (from {self.pg.source})"

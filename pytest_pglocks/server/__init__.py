@@ -1,0 +1,61 @@
+"""The PostgreSQL server of a test run, whichever backend provides it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Backend = Literal["local", "docker", "dsn"]
+
+__all__ = ["Backend", "LocalProcess", "Server"]
+
+
+@dataclass(frozen=True)
+class LocalProcess:
+    """The processes and files of a server this run started (local backend only)."""
+
+    root: str
+    datadir: str
+    postmaster_pid: int
+    watchdog_pid: int
+    run_as: str | None
+
+
+@dataclass(frozen=True)
+class Server:
+    """The server of this run: ``.dsn`` (maintenance database), ``.version``, ``.backend``."""
+
+    __module__ = "pytest_pglocks"
+
+    dsn: str
+    version: str
+    backend: Backend
+    source: str
+    template: str
+    start_seconds: float = 0.0
+    process: LocalProcess | None = field(default=None, repr=False)
+
+    @property
+    def major(self) -> int:
+        """The major version, e.g. ``16``."""
+        return int(self.version.split(".")[0])
+
+    def conninfo(self, dbname: str) -> str:
+        """The conninfo of database ``dbname`` on this server."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(self.dsn, dbname=dbname)
+
+    def describe(self) -> str:
+        """One line for the terminal: version, backend, where it came from."""
+        return f"PostgreSQL {self.version} ({self.backend}, {self.source})"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Server:
+        data: dict[str, Any] = json.loads(text)
+        process = data.pop("process")
+        return cls(**data, process=LocalProcess(**process) if process else None)

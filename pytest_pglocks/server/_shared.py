@@ -1,0 +1,112 @@
+"""One server per test run, shared by pytest-xdist workers through files in the base temp dir.
+
+The first process that needs the server starts it under a file lock and records it in
+``pglocks-server.json``; the others read the record. The run's owner (the plain pytest
+process, or xdist's controller, which outlives every worker) stops it at the end. A failure
+to start is recorded too, so that every worker reports it at once instead of retrying.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+from .. import errors
+from .._settings import Settings
+from . import Server, _external, _local
+from ._binaries import find_binaries
+
+STATE = "pglocks-server.json"
+FAILURE = "pglocks-server.error"
+LOCK = "pglocks-server.lock"
+
+
+def acquire(
+    settings: Settings,
+    shared_dir: Path,
+    *,
+    run_id: str,
+    owner_pid: int,
+    progress: Callable[[str], None],
+) -> Server:
+    """The run's server, started by this call if no process of the run started it yet."""
+    with FileLock(str(shared_dir / LOCK)):
+        state = shared_dir / STATE
+        if state.exists():
+            return Server.from_json(state.read_text())
+        failure = shared_dir / FAILURE
+        if failure.exists():
+            raise errors.ServerError(failure.read_text())
+        try:
+            server = _provision(settings, run_id, owner_pid, progress)
+        except errors.ServerError as exc:
+            failure.write_text(str(exc))
+            raise
+        state.write_text(server.to_json())
+        return server
+
+
+def recorded(shared_dir: Path) -> Server | None:
+    """The server some process of this run started, if any."""
+    state = shared_dir / STATE
+    return Server.from_json(state.read_text()) if state.exists() else None
+
+
+def release(shared_dir: Path) -> Server | None:
+    """Stop the run's server (or drop its template on an existing server); owner only."""
+    with FileLock(str(shared_dir / LOCK)):
+        server = recorded(shared_dir)
+        if server is None:
+            return None
+        if server.process is not None:
+            _local.stop(server.process)
+        else:
+            _drop_template(server)
+        (shared_dir / STATE).unlink()
+        return server
+
+
+def _provision(
+    settings: Settings, run_id: str, owner_pid: int, progress: Callable[[str], None]
+) -> Server:
+    started = time.monotonic()
+    template = f"pglocks_{run_id}_template"
+    if settings.dsn.value:
+        version, source = _external.check(settings.dsn)
+        server = Server(settings.dsn.value, version, "dsn", source, template)
+    else:
+        binaries = find_binaries(settings, progress=progress)
+        dsn, process = _local.start(binaries, owner_pid)
+        source = f"{binaries.bindir}, {binaries.source}"
+        server = Server(dsn, binaries.version, "local", source, template, process=process)
+    try:
+        _create_template(server)
+    except Exception:
+        if server.process is not None:
+            _local.stop(server.process)
+        raise
+    return dataclasses.replace(server, start_seconds=time.monotonic() - started)
+
+
+def _create_template(server: Server) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(server.template)))
+
+
+def _drop_template(server: Server) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(server.template)
+            )
+        )

@@ -1,0 +1,53 @@
+"""Stops a local server when the pytest run that owns it ends, however it ends.
+
+Run as ``python -m pytest_pglocks.server._watchdog OWNER_PID POSTMASTER_PID ROOT``, detached.
+It waits on the kernel for the owner (the pytest process, or xdist's controller) or the
+postmaster to exit, or for SIGTERM (the owner's normal stop). Then it shuts the server down and
+removes its directory, unless the run asked to keep it (``--pglocks-keep``), in which case it
+waits for whoever stops the server by hand and cleans up after that.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import types
+from pathlib import Path
+
+from . import LocalProcess
+from ._local import is_kept, stop_and_remove
+from ._process import wait_any_exit
+
+
+class _Stop(Exception):
+    pass
+
+
+def _on_term(signum: int, frame: types.FrameType | None) -> None:
+    raise _Stop
+
+
+def main(argv: list[str]) -> int:
+    owner, postmaster, root = int(argv[0]), int(argv[1]), argv[2]
+    process = LocalProcess(
+        root=root,
+        datadir=str(Path(root) / "data"),
+        postmaster_pid=postmaster,
+        watchdog_pid=0,
+        run_as=None,
+    )
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        exited = wait_any_exit([owner, postmaster])
+    except _Stop:
+        exited = {owner}
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if postmaster not in exited and is_kept(process):
+        wait_any_exit([postmaster])
+    stop_and_remove(process)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
