@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
-from .errors import PglocksError, ServerError
+from .assertions import (
+    DeadlockExpectation,
+    Wait,
+    assert_blocks,
+    assert_not_blocks,
+    expect_deadlock,
+)
+from .errors import PglocksError, ServerError, SessionBlocked, WaitTimeout
 from .handle import Pglocks
+from .monitor import LockRow, WaitGraph
 from .server import Server
+from .session import Pending, Session
 
-__all__ = ["Pglocks", "PglocksError", "Server", "ServerError"]
+__all__ = [
+    "DeadlockExpectation",
+    "LockRow",
+    "Pending",
+    "Pglocks",
+    "PglocksError",
+    "Server",
+    "ServerError",
+    "Session",
+    "SessionBlocked",
+    "Wait",
+    "WaitGraph",
+    "WaitTimeout",
+    "assert_blocks",
+    "assert_not_blocks",
+    "expect_deadlock",
+]

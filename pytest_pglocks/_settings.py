@@ -31,10 +31,11 @@ class VersionSpec:
 
     def matches(self, version: str) -> bool:
         """Whether a server version string such as ``"16.4"`` satisfies this spec."""
-        parts = version.split(".")
-        if int(parts[0]) != self.major:
+        # Server versions may read "16.4", "18beta1" or "16.4 (Debian 16.4-1.pgdg120+1)".
+        match = re.match(r"\s*(\d+)(?:\.(\d+))?", version)
+        if not match or int(match[1]) != self.major:
             return False
-        return self.minor is None or (len(parts) > 1 and int(parts[1]) == self.minor)
+        return self.minor is None or (match[2] is not None and int(match[2]) == self.minor)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,14 @@ def parse_seconds(value: str, source: str) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise pytest.UsageError(errors.BAD_SECONDS.format(value=value, source=source))
     return seconds
+
+
+def parse_interval(value: str, source: str) -> str:
+    """A PostgreSQL duration such as ``10ms`` or ``1s``; a bare number means milliseconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*(ms|s|min)?\s*", value)
+    if not match or int(match[1]) <= 0:
+        raise pytest.UsageError(errors.BAD_INTERVAL.format(value=value, source=source))
+    return f"{match[1]}{match[2] or 'ms'}"
 
 
 def parse_bool(value: str, source: str) -> bool:
@@ -163,6 +172,22 @@ OPTIONS = (
         metavar="DIR",
     ),
     Option(
+        "timeout",
+        "Seconds a statement or an assertion may wait before it is cancelled and the test "
+        "fails (default 10).",
+        parse_seconds,
+        default=10.0,
+        metavar="SECONDS",
+    ),
+    Option(
+        "deadlock_timeout",
+        "deadlock_timeout of every session, so that deadlocks are found in milliseconds "
+        "(default 10ms).",
+        parse_interval,
+        default="10ms",
+        metavar="DURATION",
+    ),
+    Option(
         "keep",
         "Keep the database of a failing test (and its server) and print how to connect.",
         parse_bool,
@@ -226,6 +251,8 @@ class Settings:
     backend: Setting[str]
     offline: Setting[bool]
     cache_dir: Setting[Path]
+    timeout: Setting[float]
+    deadlock_timeout: Setting[str]
     keep: Setting[bool]
 
     @classmethod

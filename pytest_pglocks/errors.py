@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["PglocksError", "ServerError"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .monitor import WaitGraph
+    from .session import Pending
+
+__all__ = ["PglocksError", "ServerError", "SessionBlocked", "WaitTimeout"]
 
 
 class PglocksError(Exception):
@@ -13,6 +19,40 @@ class PglocksError(Exception):
 
 class ServerError(PglocksError):
     """No usable PostgreSQL server: binaries missing, download failed, start failed, DSN refused."""
+
+    __module__ = "pytest_pglocks"
+
+
+class SessionBlocked(AssertionError):
+    """A statement waits for a session only the test could release: waiting would hang."""
+
+    __module__ = "pytest_pglocks"
+
+    @classmethod
+    def build(cls, pending: Pending, graph: WaitGraph, idle: set[int], call: str) -> SessionBlocked:
+        from .session import shorten
+
+        snapshot = graph.snapshot
+        waiter = pending.session.name
+        blockers = sorted(snapshot.name(pid) for pid in idle)
+        direct = [edge for edge in graph.edges if edge.waiter == pending.session.pid]
+        return cls(
+            SESSION_BLOCKED.format(
+                name=waiter,
+                call=call,
+                sql=shorten(pending.sql),
+                where=pending.where,
+                blockers=" and ".join(blockers),
+                verb="is" if len(blockers) == 1 else "are",
+                waits="; ".join(edge.describe(snapshot) for edge in direct),
+                first=blockers[0],
+                graph=graph,
+            )
+        )
+
+
+class WaitTimeout(AssertionError):
+    """A statement or an expected event did not come within its timeout."""
 
     __module__ = "pytest_pglocks"
 
@@ -29,6 +69,10 @@ BAD_VERSION = (
 )
 BAD_CHOICE = "{value!r} (from {source}) is not a valid {name}; valid values: {choices}"
 BAD_SECONDS = "{value!r} (from {source}) is not a positive number of seconds"
+BAD_INTERVAL = (
+    "{value!r} (from {source}) is not a duration; use a positive whole number with ms, s or "
+    "min, such as 10ms"
+)
 BAD_BOOL = "{value!r} (from {source}) is not a yes/no value; use 1, true, yes, 0, false or no"
 DSN_AND_PG = (
     "--pglocks-dsn (from {dsn_source}) and --pglocks-pg (from {pg_source}) were both given; "
@@ -82,4 +126,61 @@ DSN_UNREACHABLE = (
 DSN_NO_CREATEDB = (
     "The role {role!r} of --pglocks-dsn (from {source}) may not create databases; "
     "pytest-pglocks clones a database for every test. Grant it: ALTER ROLE {role} CREATEDB"
+)
+
+SESSION_BLOCKED = (
+    "{name}.{call} of {sql!r} ({where}) is blocked by {blockers}, which {verb} idle in a "
+    "transaction: {waits}. Only the test can end that transaction, so waiting would hang. "
+    "Send the statement with {name}.submit(...), check the wait with "
+    "assert_blocks(pending, on={first}), then commit or roll back {first}.\n{graph}"
+)
+STATEMENT_TIMEOUT = (
+    "{name}.{call}: {sql!r} ({where}) was still running after {limit:g} s and was cancelled. "
+    "Raise the limit with timeout= or @pytest.mark.pglocks(timeout=...) if it is just slow.\n"
+    "{graph}"
+)
+SESSION_BUSY = (
+    "{name}.{call}(): {name} is still running {sql!r} ({where}); a session runs one "
+    "statement at a time; call .result() on it first or use another session"
+)
+DUPLICATE_SESSION = "a session named {name!r} already exists in this test; pick another name"
+BAD_ISOLATION = "{name}.begin(isolation={value!r}): not an isolation level; use one of {levels}"
+NO_CURRENT_TEST = (
+    "expect_deadlock() without victim= needs the test to request the pglocks fixture; "
+    "request it, or pass victim=session"
+)
+NOTHING_SENT = (
+    "{function}({name}): {name} has no statement in flight; send one with {name}.submit(...) first"
+)
+BAD_TARGET = "{function}() takes a Session or a Pending, not {value!r}"
+BAD_VICTIM = "expect_deadlock(victim=...) takes a Session of this test, not {value!r}"
+COMPLETED_NOT_BLOCKED = (
+    "assert_blocks: {target} {outcome} instead of blocking (if it waited at all, the wait "
+    "ended before it could be seen)"
+)
+WRONG_WAIT = "assert_blocks: {target} is {why}: {wait}\n{graph}"
+NEVER_BLOCKED = (
+    "assert_blocks: {target} was still running but not blocked after {limit:g} s, and was "
+    "cancelled\n{graph}"
+)
+BLOCKED_UNEXPECTEDLY = "assert_not_blocks: {target} is blocked: {wait}\n{graph}"
+VICTIM_UNMANAGED = (
+    "expect_deadlock(victim={name}): the server does not let this role set deadlock_timeout "
+    "and log_lock_waits (they need superuser), so the victim cannot be guaranteed; use "
+    "expect_deadlock() without victim=, or a superuser DSN"
+)
+VICTIM_BUSY = (
+    "expect_deadlock(victim={name}): {name} is already running {sql!r}; enter the block "
+    "before sending the victim's statement that closes the cycle"
+)
+VICTIM_UNCERTAIN = (
+    "expect_deadlock(victim={victim}): {name}'s statement {sql!r} is still running without "
+    "the server having checked it for deadlocks, so {name} could still be chosen; wait for it "
+    "with assert_blocks() (or let it finish) before entering the block"
+)
+NO_DEADLOCK = "expect_deadlock: no session of this test got a deadlock error (40P01)\n{graph}"
+WRONG_VICTIM = "expect_deadlock(victim={wanted}): the deadlock hit {got}, not {wanted}\n{report}"
+DEADLOCK_SEEN = (
+    "no_deadlock: a session of this test got a deadlock error (40P01), even if the error "
+    "was caught\n{report}"
 )

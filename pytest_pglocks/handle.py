@@ -1,11 +1,14 @@
-"""The ``pglocks`` fixture's handle: one fresh database per test."""
+"""The ``pglocks`` fixture's handle: this test's database, sessions and observations."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._context import TestContext, TestSettings
 from ._execute import Rows, execute
+from .monitor import LockRow, WaitGraph
 from .server import Server
+from .session import Session
 
 if TYPE_CHECKING:
     import psycopg
@@ -14,16 +17,19 @@ __all__ = ["Pglocks"]
 
 
 class Pglocks:
-    """This test's database: ``.dsn``, ``.server``, ``.execute()`` for setup."""
+    """This test's database: ``.dsn``, ``.execute()`` for setup, sessions, locks, graph."""
 
     __module__ = "pytest_pglocks"
 
-    def __init__(self, server: Server, dbname: str, *, _ispytest: bool = False) -> None:
+    def __init__(
+        self, server: Server, dbname: str, settings: TestSettings, *, _ispytest: bool = False
+    ) -> None:
         if not _ispytest:
             raise TypeError("Pglocks is created by the pglocks fixture; request the fixture")
         self.server = server
         self.dbname = dbname
         self.dsn = server.conninfo(dbname)
+        self._context = TestContext(self.dsn, settings)
         self._setup_conn: psycopg.Connection[tuple[Any, ...]] | None = None
 
     def __repr__(self) -> str:
@@ -34,10 +40,39 @@ class Pglocks:
         import psycopg
 
         if self._setup_conn is None:
-            self._setup_conn = psycopg.connect(self.dsn, autocommit=True)
+            self._setup_conn = psycopg.connect(
+                self.dsn, autocommit=True, application_name="pglocks:setup"
+            )
         return execute(self._setup_conn, sql, params)
 
+    def session(self, name: str | None = None, **connect_kwargs: Any) -> Session:
+        """A new session (connection on its own thread); extra arguments go to psycopg.connect."""
+        if name is None:
+            name = self._next_name()
+        return self._context.new_session(name, dict(connect_kwargs))
+
+    def sessions(self, *names: str | int) -> tuple[Session, ...]:
+        """Several sessions: ``sessions("a", "b")`` or ``sessions(3)`` (named s1, s2, s3)."""
+        if len(names) == 1 and isinstance(names[0], int):
+            return tuple(self.session() for _ in range(names[0]))
+        return tuple(self.session(str(name)) for name in names)
+
+    def locks(self) -> list[LockRow]:
+        """A snapshot of ``pg_locks`` rows for this test's sessions."""
+        return self._context.locks()
+
+    def graph(self) -> WaitGraph:
+        """The wait-for graph of this test's sessions now; ``str()`` reads as a report."""
+        return self._context.graph()
+
+    def _next_name(self) -> str:
+        number = len(self._context.sessions) + 1
+        while f"s{number}" in self._context.sessions:
+            number += 1
+        return f"s{number}"
+
     def _close(self) -> None:
+        self._context.close()
         if self._setup_conn is not None:
             self._setup_conn.close()
             self._setup_conn = None

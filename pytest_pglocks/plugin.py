@@ -10,14 +10,25 @@ from typing import Any
 
 import pytest
 
-from . import _settings
+from . import _context, _report, _settings
+from ._context import TestSettings
 from ._run import Run, new_run_id
+from .assertions import deadlock_failure
 from .errors import ServerError
 from .handle import Pglocks
 from .server import Server
 
 RUN_KEY = pytest.StashKey[Run]()
 CALL_FAILED_KEY = pytest.StashKey[bool]()
+HANDLE_KEY = pytest.StashKey[Pglocks]()
+
+MARKERS = (
+    "no_deadlock: fail the test if any of its pglocks sessions got a deadlock error (40P01), "
+    "even one the test or the code under test caught.",
+    "pglocks(*, timeout=None, deadlock_timeout=None, min_version=None, max_version=None): "
+    "per-test pglocks settings; timeout in seconds, deadlock_timeout as '10ms'; "
+    "min_version/max_version (e.g. 15 or '16.4') skip the test on other servers.",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         run = Run(settings, run_id=new_run_id(), owner_pid=os.getpid(), worker_id=None)
     config.stash[RUN_KEY] = run
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "pglocks-xdist")
 
@@ -79,11 +92,87 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    result = yield
+    handle = item.stash.get(HANDLE_KEY, None)
+    if handle is not None and item.get_closest_marker("no_deadlock"):
+        failure = deadlock_failure(handle._context)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.when == "call" and report.failed:
         item.stash[CALL_FAILED_KEY] = True
+        handle = item.stash.get(HANDLE_KEY, None)
+        if handle is not None:
+            report.sections.append(("pglocks", _failure_section(handle, item.config)))
     return report
+
+
+def _failure_section(handle: Pglocks, config: pytest.Config) -> str:
+    context = handle._context
+    verbose = config.get_verbosity() > 0
+    try:
+        graph = context.graph() if context.sessions else None
+    except Exception as exc:  # the server may be what failed; the timeline still helps
+        return _report.section(context.timeline.events(), None, verbose=verbose) + (
+            f"\n(could not read the locks: {exc})"
+        )
+    return _report.section(context.timeline.events(), graph, verbose=verbose)
+
+
+def _marker_signature(
+    *,
+    timeout: float | None = None,
+    deadlock_timeout: str | None = None,
+    min_version: int | str | None = None,
+    max_version: int | str | None = None,
+) -> dict[str, Any]:
+    return {
+        "timeout": timeout,
+        "deadlock_timeout": deadlock_timeout,
+        "min_version": min_version,
+        "max_version": max_version,
+    }
+
+
+def _version_tuple(version: int | str | float) -> tuple[int, ...]:
+    return tuple(int(part) for part in str(version).split("."))
+
+
+def _test_settings(request: pytest.FixtureRequest, run: Run, server: Server) -> TestSettings:
+    """Settings of this test: its pglocks marker over the run's settings; may skip it."""
+    __tracebackhide__ = True
+    settings = run.settings
+    timeout, deadlock_timeout = settings.timeout.value, settings.deadlock_timeout.value
+    marker = request.node.get_closest_marker("pglocks")
+    if marker is not None:
+        try:
+            args = _marker_signature(*marker.args, **marker.kwargs)
+            source = "@pytest.mark.pglocks"
+            if args["timeout"] is not None:
+                timeout = _settings.parse_seconds(str(args["timeout"]), f"{source}(timeout=)")
+            if args["deadlock_timeout"] is not None:
+                deadlock_timeout = _settings.parse_interval(
+                    str(args["deadlock_timeout"]), f"{source}(deadlock_timeout=)"
+                )
+            have = _version_tuple(server.version)
+            low, high = args["min_version"], args["max_version"]
+            if low is not None and have < _version_tuple(low):
+                pytest.skip(f"needs PostgreSQL >= {low}, the server is {server.version}")
+            if high is not None and have[: len(_version_tuple(high))] > _version_tuple(high):
+                pytest.skip(f"needs PostgreSQL <= {high}, the server is {server.version}")
+        except (TypeError, ValueError, pytest.UsageError) as exc:
+            pytest.fail(f"@pytest.mark.pglocks: {exc}", pytrace=False)
+    return TestSettings(
+        timeout=timeout,
+        deadlock_timeout=deadlock_timeout,
+        manage_deadlock_timeout=server.superuser,
+    )
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None]:
@@ -113,12 +202,16 @@ def pglocks_server(request: pytest.FixtureRequest) -> Server:
 def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[Pglocks]:
     """A fresh database for this test, cloned from the run's template and dropped afterwards."""
     run = request.config.stash[RUN_KEY]
+    settings = _test_settings(request, run, pglocks_server)
     databases = run.databases(pglocks_server)
     dbname = databases.create()
-    handle = Pglocks(pglocks_server, dbname, _ispytest=True)
+    handle = Pglocks(pglocks_server, dbname, settings, _ispytest=True)
+    request.node.stash[HANDLE_KEY] = handle
+    _context.set_current(handle._context)
     try:
         yield handle
     finally:
+        _context.set_current(None)
         handle._close()
         if run.settings.keep.value and request.node.stash.get(CALL_FAILED_KEY, False):
             run.keep(pglocks_server, dbname, request.node.nodeid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -33,13 +34,14 @@ class Server:
     backend: Backend
     source: str
     template: str
+    superuser: bool = True
     start_seconds: float = 0.0
     process: LocalProcess | None = field(default=None, repr=False)
 
     @property
     def major(self) -> int:
         """The major version, e.g. ``16``."""
-        return int(self.version.split(".")[0])
+        return int(re.split(r"\D", self.version, maxsplit=1)[0])  # "16.4", "18beta1"
 
     def conninfo(self, dbname: str) -> str:
         """The conninfo of database ``dbname`` on this server."""

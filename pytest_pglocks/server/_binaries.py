@@ -119,7 +119,7 @@ def _from_bindir(settings: Settings, wanted: VersionSpec | None) -> Binaries:
     assert bindir is not None
     source = settings.bindir.source
     if not bindir.is_dir():
-        why = "no such directory"
+        why = "not a directory" if bindir.exists() else "no such directory"
     else:
         missing = [program for program in PROGRAMS if not (bindir / program).is_file()]
         why = f"{', '.join(missing)} missing" if missing else "postgres --version failed"

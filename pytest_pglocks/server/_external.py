@@ -6,8 +6,8 @@ from .. import errors
 from .._settings import Setting
 
 
-def check(dsn: Setting[str | None]) -> tuple[str, str]:
-    """Connect once; return the server version and a description. Refuse unusable DSNs."""
+def check(dsn: Setting[str | None]) -> tuple[str, str, bool]:
+    """Connect once; return version, description and superuser flag. Refuse unusable DSNs."""
     import psycopg
 
     assert dsn.value is not None
@@ -31,4 +31,4 @@ def check(dsn: Setting[str | None]) -> tuple[str, str]:
     if not (is_super or can_create):
         raise errors.ServerError(errors.DSN_NO_CREATEDB.format(role=user, source=dsn.source))
     superuser = "superuser" if is_super else "not superuser"
-    return str(version[0]).split()[0], f"{user}@{host}:{port}, {superuser}"
+    return str(version[0]).split()[0], f"{user}@{host}:{port}, {superuser}", bool(is_super)

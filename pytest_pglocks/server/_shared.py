@@ -76,8 +76,8 @@ def _provision(
     started = time.monotonic()
     template = f"pglocks_{run_id}_template"
     if settings.dsn.value:
-        version, source = _external.check(settings.dsn)
-        server = Server(settings.dsn.value, version, "dsn", source, template)
+        version, source, superuser = _external.check(settings.dsn)
+        server = Server(settings.dsn.value, version, "dsn", source, template, superuser)
     else:
         binaries = find_binaries(settings, progress=progress)
         dsn, process = _local.start(binaries, owner_pid)

@@ -1,0 +1,183 @@
+"""Everything one test's sessions share: timeline, monitor, settings, and waiting on statements."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from ._timeline import Timeline
+from .monitor import LockRow, Monitor, WaitGraph
+from .session import Pending, Session, shorten
+
+if TYPE_CHECKING:
+    from ._execute import Rows
+
+CLOSE_TIMEOUT = 10.0
+# A waiting statement is re-examined this often at the most (seconds); first looks are immediate.
+MAX_POLL_GAP = 0.002
+
+
+_current: TestContext | None = None
+
+
+def current() -> TestContext:
+    """The context of the test now running (the one that requested ``pglocks``)."""
+    if _current is None:
+        raise errors.PglocksError(errors.NO_CURRENT_TEST)
+    return _current
+
+
+def set_current(context: TestContext | None) -> None:
+    global _current
+    _current = context
+
+
+def poll_gaps() -> Iterator[float]:
+    """Pauses between two looks at the server: none at first, then growing to 2 ms.
+
+    Every pause is a wait on the statement's completion, so a statement that ends is seen at
+    once; the pauses only bound how often the monitor asks the server.
+    """
+    yield from (0.0, 0.0, 0.0)
+    gap = 0.0001
+    while True:
+        yield gap
+        gap = min(gap * 2, MAX_POLL_GAP)
+
+
+@dataclass(frozen=True)
+class TestSettings:
+    """Per-test settings: marker > option > env > ini > default."""
+
+    timeout: float
+    deadlock_timeout: str
+    manage_deadlock_timeout: bool
+
+
+class TestContext:
+    """One test's sessions, their shared timeline and monitor."""
+
+    def __init__(self, dsn: str, settings: TestSettings) -> None:
+        self.dsn = dsn
+        self.settings = settings
+        self.timeline = Timeline()
+        self.monitor = Monitor(dsn)
+        self.sessions: dict[str, Session] = {}
+
+    # sessions
+
+    def new_session(self, name: str, connect_kwargs: dict[str, Any]) -> Session:
+        import psycopg
+
+        if name in self.sessions:
+            raise errors.PglocksError(errors.DUPLICATE_SESSION.format(name=name))
+        options = connect_kwargs.pop("options", "")
+        if self.settings.manage_deadlock_timeout:
+            options = (
+                f"-c deadlock_timeout={self.settings.deadlock_timeout} -c log_lock_waits=on "
+                f"-c client_min_messages=log {options}"
+            ).strip()
+        connect_kwargs.setdefault("application_name", name)
+        connect_kwargs["autocommit"] = True
+        if options:
+            connect_kwargs["options"] = options
+        connection = psycopg.connect(self.dsn, **connect_kwargs)
+        deadlock_timeout = (
+            self.settings.deadlock_timeout if self.settings.manage_deadlock_timeout else None
+        )
+        session = Session(self, name, connection, deadlock_timeout=deadlock_timeout, _ispytest=True)
+        self.sessions[name] = session
+        return session
+
+    def names(self) -> dict[int, str]:
+        """pid → session name, for every session of this test."""
+        return {session.pid: name for name, session in self.sessions.items()}
+
+    def busy(self) -> frozenset[int]:
+        """pids of the sessions with a statement in flight."""
+        return frozenset(session.pid for session in self.sessions.values() if session.busy)
+
+    def session_of(self, pid: int) -> Session | None:
+        return next((s for s in self.sessions.values() if s.pid == pid), None)
+
+    # observation
+
+    def graph(self) -> WaitGraph:
+        return WaitGraph.build(self.monitor.snapshot(self.names()))
+
+    def locks(self) -> list[LockRow]:
+        return list(self.monitor.snapshot(self.names()).locks)
+
+    def is_blocked(self, pending: Pending) -> bool:
+        return self.monitor.is_blocked(pending.session.pid, self.names())
+
+    def stable_graph(self) -> tuple[WaitGraph, frozenset[int]]:
+        """A graph taken while no session started or finished a statement, with the busy set.
+
+        A session seen idle before the look cannot hold a lock its finished COMMIT released,
+        so "blocked by an idle session" read from this pair is never a transient.
+        """
+        while True:
+            before = self.busy()
+            graph = self.graph()
+            if self.busy() == before:
+                return graph, before
+
+    # waiting
+
+    def await_pending(self, pending: Pending, timeout: float | None, *, call: str) -> Rows | None:
+        """Wait for ``pending``; raise ``SessionBlocked`` if it can never end, fail at timeout."""
+        __tracebackhide__ = True
+        limit = self.settings.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        examined_at: tuple[int, frozenset[int]] | None = None
+        for gap in poll_gaps():
+            if pending._finished.wait(gap):
+                break
+            if time.monotonic() >= deadline:
+                self.fail_timeout(pending, limit, call)
+            if not self.is_blocked(pending):
+                continue
+            state = (len(self.timeline), self.busy())
+            if state == examined_at:
+                continue  # nothing changed since the last full look
+            examined_at = state
+            graph, busy = self.stable_graph()
+            if pending.done():
+                break
+            idle = graph.idle_blockers(pending.session.pid, busy)
+            if idle:
+                raise errors.SessionBlocked.build(pending, graph, idle, call)
+        return pending._outcome()
+
+    def fail_timeout(self, pending: Pending, limit: float, call: str) -> None:
+        """Cancel a statement still running at its timeout and fail with the graph."""
+        __tracebackhide__ = True
+        graph = self.graph()
+        self.cancel(pending)
+        raise errors.WaitTimeout(
+            errors.STATEMENT_TIMEOUT.format(
+                name=pending.session.name,
+                call=call,
+                sql=shorten(pending.sql),
+                where=pending.where,
+                limit=limit,
+                graph=graph,
+            )
+        )
+
+    def cancel(self, pending: Pending) -> None:
+        """Cancel ``pending`` on the server and wait until its session is free again."""
+        if not pending.done():
+            pending.session.connection.cancel_safe(timeout=CLOSE_TIMEOUT)
+            pending._finished.wait(CLOSE_TIMEOUT)
+        self.timeline.record(pending.session.name, "cancelled", pending.sql)
+
+    def close(self) -> None:
+        """Cancel what still runs, close every connection."""
+        for session in self.sessions.values():
+            session._close(CLOSE_TIMEOUT)
+        self.monitor.close()

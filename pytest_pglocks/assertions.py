@@ -1,0 +1,286 @@
+"""Assertions on lock behaviour: assert_blocks, assert_not_blocks, expect_deadlock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import _context, errors
+from ._execute import Rows
+from ._report import deadlock_report
+from ._timeline import DEADLOCK_DETECTED
+from .errors import PglocksError, WaitTimeout
+from .monitor import WaitGraph
+from .session import Pending, Session, shorten
+
+__all__ = ["DeadlockExpectation", "Wait", "assert_blocks", "assert_not_blocks", "expect_deadlock"]
+
+# deadlock_timeout of the sessions that must not be the victim inside expect_deadlock(victim=).
+NEVER_FIRST = "1h"
+
+Target = Session | Pending
+On = Session | Sequence[Session] | str | None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A statement's wait: ``.blockers``, ``.locktype``, ``.mode``, ``.relation``."""
+
+    __module__ = "pytest_pglocks"
+
+    waiter: Session
+    blockers: tuple[Session, ...]
+    locktype: str | None
+    mode: str | None
+    relation: str | None
+    graph: WaitGraph = field(repr=False)
+
+    @classmethod
+    def observe(cls, pending: Pending, graph: WaitGraph) -> Wait:
+        """The wait of ``pending``'s session as seen in ``graph``."""
+        context = pending.session._context
+        pid = pending.session.pid
+        awaited = graph.snapshot.awaited(pid)
+        held_tuple = graph.snapshot.held_tuple_lock(pid)
+        blockers = tuple(
+            session
+            for session in (context.session_of(blocker) for blocker in graph.blockers(pid))
+            if session is not None
+        )
+        relation = awaited.relation if awaited and awaited.relation else None
+        if relation is None and held_tuple is not None:
+            relation = held_tuple.relation
+        return cls(
+            waiter=pending.session,
+            blockers=blockers,
+            locktype=awaited.locktype if awaited else None,
+            mode=awaited.mode if awaited else None,
+            relation=relation,
+            graph=graph,
+        )
+
+    def __str__(self) -> str:
+        pid = self.waiter.pid
+        edges = [
+            edge.describe(self.graph.snapshot) for edge in self.graph.edges if edge.waiter == pid
+        ]
+        if edges:
+            return "; ".join(edges)
+        awaited = self.graph.snapshot.awaited(pid)
+        what = awaited.describe() if awaited else "a safe snapshot"
+        return f"{self.waiter.name} waits for {what} held outside this test's sessions"
+
+
+@dataclass
+class DeadlockExpectation:
+    """What ``expect_deadlock`` saw: ``.victim`` (the session that got 40P01) and ``.report``."""
+
+    __module__ = "pytest_pglocks"
+
+    victim: Session | None = None
+    report: str = ""
+
+
+def _pending_of(target: Target, function: str) -> Pending:
+    __tracebackhide__ = True
+    if isinstance(target, Pending):
+        return target
+    if isinstance(target, Session):
+        if target._last is None:
+            raise PglocksError(errors.NOTHING_SENT.format(function=function, name=target.name))
+        return target._last
+    raise TypeError(errors.BAD_TARGET.format(function=function, value=target))
+
+
+def _describe_target(pending: Pending) -> str:
+    return f"{pending.session.name}: {shorten(pending.sql)!r} ({pending.where})"
+
+
+def _outcome_text(pending: Pending) -> str:
+    error = pending.error
+    if error is not None:
+        state = getattr(error, "sqlstate", None)
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return f"failed with {state + ' ' if state else ''}{first}"
+    rows = pending._future.result()
+    return "completed" if rows is None else f"returned {len(rows)} row{'s' * (len(rows) != 1)}"
+
+
+def _blocker_names(on: On) -> set[str] | None:
+    if on is None or isinstance(on, str):
+        return None
+    if isinstance(on, Session):
+        return {on.name}
+    return {session.name for session in on}
+
+
+def _relation_matches(wanted: str, relation: str | None) -> bool:
+    return relation is not None and (relation == wanted or relation.split(".")[-1] == wanted)
+
+
+def _mismatch(wait: Wait, on: On, lock: str | None) -> str | None:
+    """Why ``wait`` is not the one asserted, or None when it is."""
+    names = _blocker_names(on)
+    got = sorted(session.name for session in wait.blockers)
+    if names is not None and set(got) != names:
+        wanted = " and ".join(sorted(names))
+        return f"blocked by {' and '.join(got) or 'no session of this test'}, not {wanted}"
+    if isinstance(on, str) and not _relation_matches(on, wait.relation):
+        return f"waiting on relation {wait.relation or '(none)'}, not {on}"
+    if lock is not None and lock.lower() not in {
+        (wait.locktype or "").lower(),
+        (wait.mode or "").lower(),
+    }:
+        return f"waiting for {wait.mode} on a {wait.locktype} lock, not {lock}"
+    return None
+
+
+def assert_blocks(
+    target: Target, on: On = None, *, lock: str | None = None, timeout: float | None = None
+) -> Wait:
+    """Wait until ``target``'s statement is blocked (by ``on``, if given); return the ``Wait``."""
+    __tracebackhide__ = True
+    pending = _pending_of(target, "assert_blocks")
+    context = pending.session._context
+    limit = context.settings.timeout if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    for gap in _context.poll_gaps():
+        if pending._finished.wait(gap):
+            raise AssertionError(
+                errors.COMPLETED_NOT_BLOCKED.format(
+                    target=_describe_target(pending), outcome=_outcome_text(pending)
+                )
+            )
+        if context.is_blocked(pending):
+            graph = context.graph()
+            if pending.done():
+                continue
+            wait = Wait.observe(pending, graph)
+            context.timeline.record(pending.session.name, "blocked", pending.sql, str(wait))
+            why = _mismatch(wait, on, lock)
+            if why is not None:
+                raise AssertionError(
+                    errors.WRONG_WAIT.format(
+                        target=_describe_target(pending), why=why, wait=wait, graph=graph
+                    )
+                )
+            return wait
+        if time.monotonic() >= deadline:
+            graph = context.graph()
+            context.cancel(pending)
+            raise WaitTimeout(
+                errors.NEVER_BLOCKED.format(
+                    target=_describe_target(pending), limit=limit, graph=graph
+                )
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def assert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows | None:
+    """Wait for ``target``'s statement to finish without ever being seen blocked; its rows."""
+    __tracebackhide__ = True
+    pending = _pending_of(target, "assert_not_blocks")
+    context = pending.session._context
+    limit = context.settings.timeout if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    for gap in _context.poll_gaps():
+        if pending._finished.wait(gap):
+            return pending._outcome()
+        if context.is_blocked(pending):
+            graph = context.graph()
+            if pending.done():
+                continue
+            wait = Wait.observe(pending, graph)
+            context.timeline.record(pending.session.name, "blocked", pending.sql, str(wait))
+            raise AssertionError(
+                errors.BLOCKED_UNEXPECTEDLY.format(
+                    target=_describe_target(pending), wait=wait, graph=graph
+                )
+            )
+        if time.monotonic() >= deadline:
+            context.fail_timeout(pending, limit, "assert_not_blocks()")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _prepare_victim(victim: Session) -> None:
+    """Make ``victim`` the only session whose deadlock check can still see a new cycle."""
+    __tracebackhide__ = True
+    context = victim._context
+    if not context.settings.manage_deadlock_timeout:
+        raise PglocksError(errors.VICTIM_UNMANAGED.format(name=victim.name))
+    if victim.busy:
+        assert victim._last is not None
+        raise PglocksError(
+            errors.VICTIM_BUSY.format(name=victim.name, sql=shorten(victim._last.sql))
+        )
+    deadline = time.monotonic() + context.settings.timeout
+    for session in context.sessions.values():
+        if session is victim:
+            continue
+        pending = session._last
+        if pending is not None and session.busy and pending._sent_deadlock_timeout != NEVER_FIRST:
+            # Its deadlock check must already have run, or it could still pick itself.
+            for gap in _context.poll_gaps():
+                if pending._checked.is_set() or pending.done():
+                    break
+                if time.monotonic() >= deadline:
+                    raise PglocksError(
+                        errors.VICTIM_UNCERTAIN.format(
+                            victim=victim.name, name=session.name, sql=shorten(pending.sql)
+                        )
+                    )
+                pending._checked.wait(max(gap, 0.0005))
+        session._deadlock_override = NEVER_FIRST
+    victim._deadlock_override = context.settings.deadlock_timeout
+
+
+def _is_deadlock(exc: BaseException | None) -> bool:
+    return getattr(exc, "sqlstate", None) == DEADLOCK_DETECTED
+
+
+@contextmanager
+def expect_deadlock(victim: Session | None = None) -> Iterator[DeadlockExpectation]:
+    """Assert that a deadlock (40P01) hits one of this test's sessions inside the block."""
+    __tracebackhide__ = True
+    if victim is not None and not isinstance(victim, Session):
+        raise TypeError(errors.BAD_VICTIM.format(value=victim))
+    context = victim._context if victim is not None else _context.current()
+    if victim is not None:
+        _prepare_victim(victim)
+    start = len(context.timeline)
+    expectation = DeadlockExpectation()
+    raised: BaseException | None = None
+    try:
+        yield expectation
+    except BaseException as exc:
+        if not _is_deadlock(exc):
+            raise
+        raised = exc
+    finally:
+        for session in context.sessions.values():
+            session._deadlock_override = None
+    if not context.timeline.deadlocks(start):
+        context.timeline.wait_until(
+            lambda: bool(context.timeline.deadlocks(start)) or not context.busy(),
+            context.settings.timeout,
+        )
+    deadlocks = context.timeline.deadlocks(start)
+    if not deadlocks:
+        raise AssertionError(errors.NO_DEADLOCK.format(graph=context.graph())) from raised
+    got = context.sessions[deadlocks[0].session]
+    expectation.victim = got
+    expectation.report = deadlock_report(deadlocks, context.names())
+    if victim is not None and got is not victim:
+        raise AssertionError(
+            errors.WRONG_VICTIM.format(wanted=victim.name, got=got.name, report=expectation.report)
+        ) from raised
+
+
+def deadlock_failure(context: _context.TestContext) -> str | None:
+    """The ``no_deadlock`` verdict: a report if any session of the test saw 40P01."""
+    deadlocks = context.timeline.deadlocks()
+    if not deadlocks:
+        return None
+    return errors.DEADLOCK_SEEN.format(report=deadlock_report(deadlocks, context.names()))

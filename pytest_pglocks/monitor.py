@@ -1,0 +1,291 @@
+"""Observing the server: lock rows, who waits for whom, and the wait-for graph.
+
+The decisions (is a wait stuck? which lock is awaited? is there a cycle?) are pure functions of
+one :class:`Snapshot`; :class:`Monitor` is the only part that talks to the server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["LockRow", "Snapshot", "WaitEdge", "WaitGraph"]
+
+IS_BLOCKED = "SELECT pg_catalog.pg_isolation_test_session_is_blocked(%s, %s::int[])"
+
+SNAPSHOT = """
+SELECT
+  coalesce((SELECT json_agg(json_build_object(
+      'pid', l.pid, 'locktype', l.locktype, 'mode', l.mode, 'granted', l.granted,
+      'relation', l.relation::regclass::text, 'page', l.page, 'tuple', l.tuple,
+      'transactionid', l.transactionid::text, 'virtualxid', l.virtualxid,
+      'classid', l.classid, 'objid', l.objid, 'objsubid', l.objsubid)
+      ORDER BY l.pid, l.granted, l.locktype, l.mode)
+    FROM pg_catalog.pg_locks l WHERE l.pid = ANY(%(pids)s)), '[]'),
+  coalesce((SELECT json_object_agg(p, json_build_object(
+      'blocking', pg_catalog.pg_blocking_pids(p),
+      'safe_snapshot', pg_catalog.pg_safe_snapshot_blocking_pids(p)))
+    FROM unnest(%(pids)s::int[]) AS p), '{}'),
+  coalesce((SELECT json_object_agg(a.pid, json_build_object(
+      'state', a.state, 'wait_event_type', a.wait_event_type, 'wait_event', a.wait_event,
+      'query', a.query, 'xid', a.backend_xid::text))
+    FROM pg_catalog.pg_stat_activity a WHERE a.pid = ANY(%(pids)s)), '{}')
+"""
+
+
+@dataclass(frozen=True)
+class LockRow:
+    """One row of ``pg_locks`` for a backend of this test, with its session's name."""
+
+    session: str | None
+    pid: int
+    locktype: str
+    mode: str
+    granted: bool
+    relation: str | None = None
+    page: int | None = None
+    tuple: int | None = None
+    transactionid: str | None = None
+    virtualxid: str | None = None
+    classid: int | None = None
+    objid: int | None = None
+    objsubid: int | None = None
+
+    def target(self) -> str:
+        """What is locked, in words: ``transaction 812``, ``tuple (0,1) of foo``, ..."""
+        if self.locktype == "transactionid":
+            return f"transaction {self.transactionid}"
+        if self.locktype == "virtualxid":
+            return f"virtual transaction {self.virtualxid}"
+        if self.locktype == "tuple":
+            return f"tuple ({self.page},{self.tuple}) of {self.relation}"
+        if self.locktype == "page":
+            return f"page {self.page} of {self.relation}"
+        if self.locktype in ("relation", "extend"):
+            return f"{'extension of ' if self.locktype == 'extend' else ''}{self.relation}"
+        if self.locktype == "advisory":
+            key = (
+                (self.classid or 0) << 32 | (self.objid or 0)
+                if self.objsubid == 1
+                else f"({self.classid},{self.objid})"
+            )
+            return f"advisory lock {key}"
+        return f"{self.locktype} {self.classid}/{self.objid}/{self.objsubid}"
+
+    def describe(self) -> str:
+        return f"{self.mode} on {self.target()}"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a backend was doing at the snapshot (from ``pg_stat_activity``)."""
+
+    state: str | None
+    wait_event_type: str | None
+    wait_event: str | None
+    query: str | None
+    xid: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent look at the test's backends: locks, blockers, activity."""
+
+    names: Mapping[int, str]
+    locks: tuple[LockRow, ...]
+    blocking: Mapping[int, tuple[int, ...]]
+    safe_snapshot: Mapping[int, tuple[int, ...]]
+    activity: Mapping[int, Activity]
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, Any, Any], names: Mapping[int, str]) -> Snapshot:
+        locks_json, blocking_json, activity_json = row
+        locks = tuple(
+            LockRow(session=names.get(lock["pid"]), **lock)
+            for lock in locks_json
+            if lock["pid"] is not None
+        )
+        return cls(
+            names=dict(names),
+            locks=locks,
+            blocking={int(pid): tuple(v["blocking"]) for pid, v in blocking_json.items()},
+            safe_snapshot={int(pid): tuple(v["safe_snapshot"]) for pid, v in blocking_json.items()},
+            activity={int(pid): Activity(**v) for pid, v in activity_json.items()},
+        )
+
+    def name(self, pid: int) -> str:
+        return self.names.get(pid, f"pid {pid}")
+
+    def awaited(self, pid: int) -> LockRow | None:
+        """The lock ``pid`` waits for, if any."""
+        return next((lock for lock in self.locks if lock.pid == pid and not lock.granted), None)
+
+    def held_tuple_lock(self, pid: int) -> LockRow | None:
+        """A tuple lock ``pid`` holds while waiting (row-lock waits take it first)."""
+        return next(
+            (
+                lock
+                for lock in self.locks
+                if lock.pid == pid and lock.granted and lock.locktype == "tuple"
+            ),
+            None,
+        )
+
+    def holder_of(self, awaited: LockRow, blocker: int) -> LockRow | None:
+        """The granted lock of ``blocker`` on the object ``awaited`` is for, if it holds one."""
+        for lock in self.locks:
+            if lock.pid == blocker and lock.granted and lock.target() == awaited.target():
+                return lock
+        return None
+
+
+@dataclass(frozen=True)
+class WaitEdge:
+    """``waiter`` waits for ``lock``; ``blocker`` holds it or is queued ahead."""
+
+    waiter: int
+    blocker: int
+    lock: LockRow | None
+    held: LockRow | None
+
+    def describe(self, snapshot: Snapshot) -> str:
+        waiter, blocker = snapshot.name(self.waiter), snapshot.name(self.blocker)
+        if self.lock is None:
+            return f"{waiter} waits for a safe snapshot until {blocker} finishes"
+        how = f"held by {blocker}" if self.held else f"requested earlier by {blocker}"
+        shown = self.held and self.lock.locktype != "transactionid"
+        held = f" ({self.held.mode})" if shown and self.held.mode != self.lock.mode else ""
+        return f"{waiter} waits for {self.lock.describe()} {how}{held}"
+
+
+@dataclass(frozen=True)
+class WaitGraph:
+    """Who waits for whom among this test's backends; ``str()`` is a readable report."""
+
+    snapshot: Snapshot
+    edges: tuple[WaitEdge, ...] = field(default=())
+
+    @classmethod
+    def build(cls, snapshot: Snapshot) -> WaitGraph:
+        """Edges restricted to the test's own backends (autovacuum and others never count)."""
+        ours = set(snapshot.names)
+        edges = []
+        for waiter in sorted(ours):
+            lock = snapshot.awaited(waiter)
+            for blocker in snapshot.blocking.get(waiter, ()):
+                if blocker in ours and blocker != waiter:
+                    held = snapshot.holder_of(lock, blocker) if lock else None
+                    edges.append(WaitEdge(waiter, blocker, lock, held))
+            for blocker in snapshot.safe_snapshot.get(waiter, ()):
+                if blocker in ours:
+                    edges.append(WaitEdge(waiter, blocker, None, None))
+        return cls(snapshot, tuple(edges))
+
+    def blockers(self, pid: int) -> tuple[int, ...]:
+        return tuple(edge.blocker for edge in self.edges if edge.waiter == pid)
+
+    def waiting(self) -> tuple[int, ...]:
+        return tuple(sorted({edge.waiter for edge in self.edges}))
+
+    def cycles(self) -> list[list[int]]:
+        """Every elementary cycle, each once, starting at its smallest pid."""
+        found: list[list[int]] = []
+        graph = {pid: self.blockers(pid) for pid in self.snapshot.names}
+
+        def walk(start: int, node: int, path: list[int]) -> None:
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    found.append(list(path))
+                elif nxt > start and nxt not in path:
+                    walk(start, nxt, [*path, nxt])
+
+        for start in sorted(graph):
+            walk(start, start, [start])
+        return found
+
+    def reaches_cycle(self, pid: int) -> bool:
+        """Whether following ``pid``'s waits leads into a cycle (a deadlock)."""
+        on_cycle = {node for cycle in self.cycles() for node in cycle}
+        return any(node in on_cycle for node in self._reachable(pid))
+
+    def chain_ends(self, pid: int) -> set[int]:
+        """The backends at the end of ``pid``'s wait chains: reachable and not waiting."""
+        return {node for node in self._reachable(pid) if not self.blockers(node)} - {pid}
+
+    def idle_blockers(self, pid: int, busy: frozenset[int]) -> set[int]:
+        """Idle sessions that ``pid`` waits for, directly or down a chain: its wait cannot end.
+
+        Empty when the wait may end by itself: every chain ends in a session still running a
+        statement, or leads into a cycle, which the server's deadlock detector breaks.
+        """
+        if self.reaches_cycle(pid):
+            return set()
+        return {node for node in self.chain_ends(pid) if node not in busy}
+
+    def _reachable(self, pid: int) -> set[int]:
+        seen, todo = {pid}, [pid]
+        while todo:
+            for nxt in self.blockers(todo.pop()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    def describe_cycle(self, cycle: list[int]) -> str:
+        """``a waits for ... held by b; b waits for ... held by a``."""
+        parts = []
+        for index, waiter in enumerate(cycle):
+            blocker = cycle[(index + 1) % len(cycle)]
+            edge = next(e for e in self.edges if e.waiter == waiter and e.blocker == blocker)
+            parts.append(edge.describe(self.snapshot))
+        return "; ".join(parts)
+
+    def __str__(self) -> str:
+        if not self.edges:
+            return "wait-for graph: no session of this test waits for another"
+        lines = ["wait-for graph:"]
+        lines += [f"  {edge.describe(self.snapshot)}" for edge in self.edges]
+        for cycle in self.cycles():
+            lines.append(f"  cycle (deadlock): {self.describe_cycle(cycle)}")
+        return "\n".join(lines)
+
+
+class Monitor:
+    """A separate connection that watches the test's backends."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        import psycopg
+
+        if self._conn is None:
+            self._conn = psycopg.connect(
+                self._dsn, autocommit=True, application_name="pglocks:monitor"
+            )
+        return self._conn
+
+    def is_blocked(self, pid: int, pids: Iterable[int]) -> bool:
+        """The isolation tester's test: blocked by one of ``pids``, or a safe-snapshot wait."""
+        with self._lock:
+            row = self._connection().execute(IS_BLOCKED, (pid, list(pids)), prepare=True).fetchone()
+        return bool(row and row[0])
+
+    def snapshot(self, names: Mapping[int, str]) -> Snapshot:
+        """Locks, blockers and activity of the given backends, in one round trip."""
+        with self._lock:
+            row = self._connection().execute(SNAPSHOT, {"pids": list(names)}).fetchone()
+        assert row is not None
+        return Snapshot.from_row(row, names)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,275 @@
+"""Sessions: one real connection each, driven on its own thread; Pending statements."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from ._execute import Rows, execute
+from ._worker import Worker
+from .errors import PglocksError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ._context import TestContext
+    from .monitor import LockRow
+
+__all__ = ["Pending", "Session"]
+
+ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+# log_lock_waits messages, sent to the session itself: its deadlock check has run.
+CHECKED_NOTICE = re.compile(r"process \d+ (still waiting|avoided deadlock|detected deadlock)")
+PACKAGE_DIR = os.path.dirname(__file__)
+
+
+def caller_location() -> str:
+    """``file.py:12`` of the first frame outside this package (where the user called us)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:  # pragma: no cover
+        return "?"
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def shorten(sql: str, width: int = 60) -> str:
+    """One line of SQL, cut to ``width`` characters."""
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+class Pending:
+    """A statement sent with ``submit()``: ``.result()``, ``.done()``, ``.error``."""
+
+    __module__ = "pytest_pglocks"
+
+    def __init__(self, session: Session, sql: str, future: Future[Rows | None], where: str):
+        self.session = session
+        self.sql = sql
+        self.where = where
+        self._future = future
+        self._finished = threading.Event()
+        self._checked = threading.Event()  # the server ran its deadlock check for this wait
+        self._sent_deadlock_timeout: str | None = None
+        future.add_done_callback(self._on_done)
+
+    def _on_done(self, _: Future[Rows | None]) -> None:
+        self._finished.set()
+        self.session._context.timeline.notify()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "running"
+        if self.done() and self.error is not None:
+            state = f"failed {getattr(self.error, 'sqlstate', None) or type(self.error).__name__}"
+        return f"<pytest_pglocks.Pending {self.session.name} {state} {shorten(self.sql)!r}>"
+
+    def done(self) -> bool:
+        """Whether the statement has completed (successfully or not)."""
+        return self._future.done()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The statement's exception once it has failed; None while running or on success."""
+        return self._future.exception(0) if self._future.done() else None
+
+    def _outcome(self) -> Rows | None:
+        """The finished statement's rows, or its exception re-raised from the caller's frame."""
+        __tracebackhide__ = True
+        error = self._future.exception()
+        if error is not None:
+            raise error.with_traceback(None)
+        return self._future.result()
+
+    def result(self, timeout: float | None = None) -> Rows | None:
+        """Wait for the statement; its rows, or its error raised. Fails fast if it can't end."""
+        __tracebackhide__ = True
+        return self.session._context.await_pending(self, timeout, call="result()")
+
+
+class Session:
+    """One real connection of this test, driven on its own thread."""
+
+    __module__ = "pytest_pglocks"
+
+    def __init__(
+        self,
+        context: TestContext,
+        name: str,
+        connection: psycopg.Connection[tuple[Any, ...]],
+        *,
+        deadlock_timeout: str | None,
+        _ispytest: bool = False,
+    ) -> None:
+        if not _ispytest:
+            raise TypeError("sessions are made by pglocks.session(); request the fixture")
+        self._context = context
+        self.name = name
+        self.connection = connection
+        self.pid: int = connection.info.backend_pid
+        self._worker = Worker(name)
+        self._last: Pending | None = None
+        self._running: Pending | None = None
+        # deadlock_timeout management (see docs/blocking.md): base, override, what is in force.
+        self._deadlock_timeout = deadlock_timeout
+        self._deadlock_override: str | None = None
+        self._applied: str | None = deadlock_timeout
+        self._set_in_transaction = False
+        connection.add_notice_handler(self._on_notice)
+
+    def __repr__(self) -> str:
+        status = self.connection.info.transaction_status.name
+        running = ""
+        if self.busy:
+            assert self._last is not None
+            running = f" running {shorten(self._last.sql)!r}"
+        return f"<pytest_pglocks.Session {self.name} pid={self.pid} [{status}]{running}>"
+
+    @property
+    def busy(self) -> bool:
+        """Whether a statement of this session is still in flight."""
+        return self._last is not None and not self._last.done()
+
+    def execute(self, sql: str, params: Any = None, *, timeout: float | None = None) -> Rows | None:
+        """Run a statement and wait for it; raises ``SessionBlocked`` if it could never end."""
+        __tracebackhide__ = True
+        return self._wait(self._send(sql, params, "execute"), "execute()", timeout)
+
+    def submit(self, sql: str, params: Any = None) -> Pending:
+        """Send a statement and return at once; the statement runs on the session's thread."""
+        __tracebackhide__ = True
+        return self._send(sql, params, "submit")
+
+    def begin(self, isolation: str | None = None) -> None:
+        """``BEGIN``, optionally ``ISOLATION LEVEL`` (e.g. ``"repeatable read"``)."""
+        __tracebackhide__ = True
+        if isolation is None:
+            self._wait(self._send("BEGIN", None, "begin"), "begin()")
+            return
+        level = " ".join(isolation.replace("_", " ").upper().split())
+        if level not in ISOLATION_LEVELS:
+            raise PglocksError(
+                errors.BAD_ISOLATION.format(
+                    name=self.name, value=isolation, levels=", ".join(ISOLATION_LEVELS)
+                )
+            )
+        self._wait(self._send(f"BEGIN ISOLATION LEVEL {level}", None, "begin"), "begin()")
+
+    def commit(self) -> None:
+        """``COMMIT``."""
+        __tracebackhide__ = True
+        self._wait(self._send("COMMIT", None, "commit"), "commit()")
+
+    def rollback(self) -> None:
+        """``ROLLBACK``."""
+        __tracebackhide__ = True
+        self._wait(self._send("ROLLBACK", None, "rollback"), "rollback()")
+
+    def set(self, **gucs: Any) -> None:
+        """Set server parameters for this session, e.g. ``s.set(deadlock_timeout="10ms")``."""
+        __tracebackhide__ = True
+        for name, value in gucs.items():
+            self.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, str(value)))
+            if name == "deadlock_timeout":
+                self._deadlock_timeout = self._applied = str(value)
+
+    def locks(self) -> list[LockRow]:
+        """This session's rows of ``pg_locks``."""
+        return [row for row in self._context.locks() if row.pid == self.pid]
+
+    # internals
+
+    def _wait(self, pending: Pending, call: str, timeout: float | None = None) -> Rows | None:
+        __tracebackhide__ = True
+        return self._context.await_pending(pending, timeout, call=call)
+
+    def _send(self, sql: str, params: Any, call: str) -> Pending:
+        __tracebackhide__ = True
+        where = caller_location()
+        if self.busy:
+            assert self._last is not None
+            raise PglocksError(
+                errors.SESSION_BUSY.format(
+                    name=self.name,
+                    call=call,
+                    sql=shorten(self._last.sql),
+                    where=self._last.where,
+                )
+            )
+        self._context.timeline.record(self.name, "sent", sql, detail=call)
+        pending = Pending(self, sql, Future(), where)
+        self._worker.put(lambda: self._run(pending, params), pending._future)
+        self._last = pending
+        return pending
+
+    def _run(self, pending: Pending, params: Any) -> Rows | None:
+        """Runs on the session's thread."""
+        import psycopg
+
+        self._running = pending
+        try:
+            self._apply_deadlock_timeout()
+            rows = execute(self.connection, pending.sql, params)
+        except psycopg.Error as exc:
+            detail = exc.diag.message_primary or str(exc).strip() or type(exc).__name__
+            if exc.diag.message_detail:
+                detail += "\n" + exc.diag.message_detail
+            self._context.timeline.record(
+                self.name, "error", pending.sql, detail=detail, sqlstate=exc.sqlstate
+            )
+            exc.add_note(f"pglocks: raised in session {self.name} by {shorten(pending.sql)!r}")
+            raise
+        finally:
+            self._running = None
+            self._after_statement()
+        detail = "" if rows is None else f"{len(rows)} row{'s' * (len(rows) != 1)}"
+        self._context.timeline.record(self.name, "done", pending.sql, detail=detail)
+        return rows
+
+    def _apply_deadlock_timeout(self) -> None:
+        from psycopg.pq import TransactionStatus
+
+        wanted = self._deadlock_override or self._deadlock_timeout
+        status = self.connection.info.transaction_status
+        if self._running is not None:
+            self._running._sent_deadlock_timeout = wanted
+        if wanted is None or wanted == self._applied or status == TransactionStatus.INERROR:
+            return
+        self.connection.execute(
+            "SELECT pg_catalog.set_config('deadlock_timeout', %s, false)", (wanted,)
+        )
+        self._applied = wanted
+        self._set_in_transaction = status == TransactionStatus.INTRANS
+
+    def _after_statement(self) -> None:
+        from psycopg.pq import TransactionStatus
+
+        if self._set_in_transaction and (
+            self.connection.info.transaction_status != TransactionStatus.INTRANS
+        ):
+            # The transaction ended; a rollback would have undone our set_config.
+            self._applied = None
+            self._set_in_transaction = False
+
+    def _on_notice(self, diagnostic: psycopg.errors.Diagnostic) -> None:
+        message = diagnostic.message_primary or ""
+        sql = self._running.sql if self._running else ""
+        self._context.timeline.record(
+            self.name, "notice", sql, detail=f"{diagnostic.severity}: {message}"
+        )
+        if self._running is not None and CHECKED_NOTICE.match(message):
+            self._running._checked.set()
+
+    def _close(self, timeout: float) -> None:
+        """Cancel a statement still in flight, then close the connection and end the thread."""
+        if self.busy:
+            self.connection.cancel_safe(timeout=timeout)
+            assert self._last is not None
+            self._last._future.exception(timeout)
+        self._worker.stop(timeout)
+        self.connection.close()
