@@ -158,8 +158,9 @@ class WaitEdge:
         if self.lock is None:
             return f"{waiter} waits for a safe snapshot until {blocker} finishes"
         how = f"held by {blocker}" if self.held else f"requested earlier by {blocker}"
-        shown = self.held and self.lock.locktype != "transactionid"
-        held = f" ({self.held.mode})" if shown and self.held.mode != self.lock.mode else ""
+        held = ""
+        if self.held and self.lock.locktype != "transactionid" and self.held.mode != self.lock.mode:
+            held = f" ({self.held.mode})"
         return f"{waiter} waits for {self.lock.describe()} {how}{held}"
 
 
