@@ -118,6 +118,15 @@ RUN_AS_CANNOT_READ = (
     "(for example PGLOCKS_CACHE_DIR=/var/cache/pytest-pglocks) or run the tests as a "
     "non-root user"
 )
+NO_RUN_AS_USER = (
+    "PostgreSQL refuses to run as root, and pytest-pglocks runs it as user {user!r}, which does "
+    "not exist on this machine; create it (useradd --system {user}) or run the tests as a "
+    "non-root user"
+)
+DSN_UNSUPPORTED_VERSION = (
+    "The server of --pglocks-dsn (from {source}) is PostgreSQL {version}; pytest-pglocks "
+    "supports 14 to 18. Point --pglocks-dsn at a supported server or drop it"
+)
 DSN_UNREACHABLE = (
     "Cannot connect to the server of --pglocks-dsn (from {source}): {why}. Check that the "
     "server runs and accepts this conninfo (psql '{dsn}'), or drop --pglocks-dsn to let "

@@ -24,7 +24,7 @@ SELECT
       'pid', l.pid, 'locktype', l.locktype, 'mode', l.mode, 'granted', l.granted,
       'relation', l.relation::regclass::text, 'page', l.page, 'tuple', l.tuple,
       'transactionid', l.transactionid::text, 'virtualxid', l.virtualxid,
-      'classid', l.classid, 'objid', l.objid, 'objsubid', l.objsubid)
+      'classid', l.classid::int8, 'objid', l.objid::int8, 'objsubid', l.objsubid)
       ORDER BY l.pid, l.granted, l.locktype, l.mode)
     FROM pg_catalog.pg_locks l WHERE l.pid = ANY(%(pids)s)), '[]'),
   coalesce((SELECT json_object_agg(p, json_build_object(

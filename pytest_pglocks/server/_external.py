@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import errors
-from .._settings import Setting
+from .._settings import SUPPORTED_MAJORS, Setting
 
 
 def check(dsn: Setting[str | None]) -> tuple[str, str, bool]:
@@ -27,8 +27,13 @@ def check(dsn: Setting[str | None]) -> tuple[str, str, bool]:
         ) from None
     assert version is not None
     assert role is not None
+    server_version = str(version[0]).split()[0]
+    if int(server_version.split(".")[0]) not in SUPPORTED_MAJORS:
+        raise errors.ServerError(
+            errors.DSN_UNSUPPORTED_VERSION.format(source=dsn.source, version=server_version)
+        )
     user, is_super, can_create = role
     if not (is_super or can_create):
         raise errors.ServerError(errors.DSN_NO_CREATEDB.format(role=user, source=dsn.source))
     superuser = "superuser" if is_super else "not superuser"
-    return str(version[0]).split()[0], f"{user}@{host}:{port}, {superuser}", bool(is_super)
+    return server_version, f"{user}@{host}:{port}, {superuser}", bool(is_super)

@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .. import errors
+
 RUN_AS_USER = "nobody"
 
 
@@ -28,7 +30,10 @@ def run_as() -> RunAs | None:
     """The account to drop to when running as root (PostgreSQL refuses root), else None."""
     if os.geteuid() != 0:
         return None
-    entry = pwd.getpwnam(RUN_AS_USER)
+    try:
+        entry = pwd.getpwnam(RUN_AS_USER)
+    except KeyError:
+        raise errors.ServerError(errors.NO_RUN_AS_USER.format(user=RUN_AS_USER)) from None
     return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
