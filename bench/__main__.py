@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import Figure
-from .databases import create_drop, create_wal_log
+from .blocking import deadlock_test, detection
+from .databases import create_drop, create_file_copy
 from .server_start import PHASES, StartSample, cold_sample, pytest_run, resolve, settings_for
 from .server_start import start_stop as start_stop_in_process
 
@@ -46,6 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--db-runs", type=int, default=30, help="samples of create/drop database (default 30)"
     )
     parser.add_argument(
+        "--latency-runs", type=int, default=200, help="samples of blocked detection (default 200)"
+    )
+    parser.add_argument(
         "--output", type=Path, default=RESULTS, help=f"Markdown file to write (default {RESULTS})"
     )
     args = parser.parse_args(argv)
@@ -56,6 +60,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     except pytest.UsageError as exc:
         parser.error(str(exc))
     return args
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def progress(line: str) -> None:
@@ -156,14 +165,22 @@ def main(argv: list[str]) -> int:
         )
         creates: list[float] = []
         drops: list[float] = []
-        wal_log: list[float] = []
+        file_copy: list[float] = []
+        latencies: list[float] = []
+        round_trips: list[float] = []
+        deadlocks: list[float] = []
 
         def use(server: Server) -> None:
+            if not latencies:
+                progress(f"(e) blocked-detection latency, {args.latency_runs} runs")
+                latencies[:], round_trips[:] = detection(server, args.latency_runs)
+                progress(f"(f) two-session deadlock test, {args.db_runs} runs")
+                deadlocks[:] = deadlock_test(server, args.db_runs)
             server_creates, server_drops = create_drop(server, per_server)
             creates.extend(server_creates)
             drops.extend(server_drops)
             if server.major >= 15:
-                wal_log.extend(create_wal_log(server, per_server))
+                file_copy.extend(create_file_copy(server, per_server))
 
         samples.append(start_stop_in_process(settings))
         warm = [start_stop_in_process(settings, use=use) for _ in range(args.runs)]
@@ -193,12 +210,16 @@ def main(argv: list[str]) -> int:
         Figure("CREATE DATABASE … TEMPLATE …", tuple(creates), indent=True),
         Figure("DROP DATABASE … WITH (FORCE)", tuple(drops), indent=True),
         *(
-            [Figure("for comparison: CREATE … STRATEGY WAL_LOG", tuple(wal_log), indent=True)]
-            if wal_log
+            [Figure("for comparison: CREATE … STRATEGY FILE_COPY", tuple(file_copy), indent=True)]
+            if file_copy
             else []
         ),
         Figure("(d) `pytest` on one test: wall clock", tuple(wall for wall, _ in runs)),
         Figure("its `ready in` summary figure", tuple(ready for _, ready in runs), indent=True),
+        Figure("(e) blocked-detection: submit() → assert_blocks() returns", tuple(latencies)),
+        Figure("p99", (percentile(latencies, 0.99),), indent=True),
+        Figure("floor: one `SELECT 1` through a session", tuple(round_trips), indent=True),
+        Figure("(f) two-session deadlock test, end to end", tuple(deadlocks)),
     ]
     notes = [
         "Download excluded: the binaries are resolved (and downloaded if needed) once before "
@@ -211,8 +232,12 @@ def main(argv: list[str]) -> int:
         "server (SIGQUIT) and removes its directory; measured with (b).",
         f"(c) = `Databases.create()` + `Databases.drop()`, {per_server} rounds on each server "
         "of (b) over its one maintenance connection, after an untimed first round. The clone "
-        "time varies more between servers (data directories) than within one. WAL_LOG is "
-        "PostgreSQL's default strategy on 15+, which the plugin does not use.",
+        "time varies more between servers (data directories) than within one. The plugin uses "
+        "the server's default strategy (WAL_LOG on 15+); FILE_COPY is shown for comparison.",
+        f"(e) {len(latencies)} waits on a row lock held by an idle transaction; the time "
+        "includes the statement reaching its lock. p99 is one value (its min = max).",
+        "(f) = clone a database, two sessions, a deadlock with `expect_deadlock(victim=)`, "
+        "close the sessions, drop the database (sessions run with deadlock_timeout=10ms).",
         f"Leak check: {leak_note}",
     ]
     table = render(

@@ -30,13 +30,13 @@ def create_drop(server: Server, runs: int) -> tuple[list[float], list[float]]:
     return creates, drops
 
 
-def create_wal_log(server: Server, runs: int) -> list[float]:
-    """For comparison (15+): seconds of each clone with PostgreSQL's default WAL_LOG strategy."""
+def create_file_copy(server: Server, runs: int) -> list[float]:
+    """For comparison (15+): seconds of each clone with the FILE_COPY strategy."""
     import psycopg
     from psycopg import sql
 
-    name = sql.Identifier(f"{server.template.removesuffix('_template')}_bench_wal_log")
-    create = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY WAL_LOG").format(
+    name = sql.Identifier(f"{server.template.removesuffix('_template')}_bench_file_copy")
+    create = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
         name, sql.Identifier(server.template)
     )
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name)
