@@ -172,8 +172,7 @@ class TestContext:
     def cancel(self, pending: Pending) -> None:
         """Cancel ``pending`` on the server and wait until its session is free again."""
         if not pending.done():
-            pending.session.connection.cancel_safe(timeout=CLOSE_TIMEOUT)
-            pending._finished.wait(CLOSE_TIMEOUT)
+            pending._cancel(CLOSE_TIMEOUT)
         self.timeline.record(pending.session.name, "cancelled", pending.sql)
 
     def close(self) -> None:

@@ -137,6 +137,14 @@ DSN_NO_CREATEDB = (
     "pytest-pglocks clones a database for every test. Grant it: ALTER ROLE {role} CREATEDB"
 )
 
+BAD_MARKER_ARGUMENT = (
+    "does not take {given}; it takes the keyword arguments timeout=, deadlock_timeout=, "
+    "min_version= and max_version="
+)
+BAD_MARKER_VERSION = (
+    "{value!r} (from {source}) is not a PostgreSQL version; use a major such as 15 or a "
+    "version such as 16.4"
+)
 SESSION_BLOCKED = (
     "{name}.{call} of {sql!r} ({where}) is blocked by {blockers}, which {verb} idle in a "
     "transaction: {waits}. Only the test can end that transaction, so waiting would hang. "

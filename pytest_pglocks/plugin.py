@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import _context, _report, _settings
+from . import _context, _report, _settings, errors
 from ._context import TestSettings
 from ._run import Run, new_run_id
 from .assertions import deadlock_failure
@@ -125,23 +126,30 @@ def _failure_section(handle: Pglocks, config: pytest.Config) -> str:
     return _report.section(context.timeline.events(), graph, verbose=verbose)
 
 
-def _marker_signature(
-    *,
-    timeout: float | None = None,
-    deadlock_timeout: str | None = None,
-    min_version: int | str | None = None,
-    max_version: int | str | None = None,
-) -> dict[str, Any]:
-    return {
-        "timeout": timeout,
-        "deadlock_timeout": deadlock_timeout,
-        "min_version": min_version,
-        "max_version": max_version,
-    }
+MARKER_ARGUMENTS = ("timeout", "deadlock_timeout", "min_version", "max_version")
 
 
-def _version_tuple(version: int | str | float) -> tuple[int, ...]:
-    return tuple(int(part) for part in str(version).split("."))
+def _marker_arguments(marker: pytest.Mark) -> dict[str, Any]:
+    """The pglocks marker's keyword arguments; anything else is refused by name."""
+    unknown = [repr(arg) for arg in marker.args]
+    unknown += [f"{name}=" for name in marker.kwargs if name not in MARKER_ARGUMENTS]
+    if unknown:
+        raise TypeError(errors.BAD_MARKER_ARGUMENT.format(given=", ".join(unknown)))
+    return {name: marker.kwargs.get(name) for name in MARKER_ARGUMENTS}
+
+
+def _version_tuple(version: int | str | float, source: str) -> tuple[int, ...]:
+    """``15`` → ``(15,)``, ``"16.4"`` → ``(16, 4)``; a bad value names ``source``."""
+    try:
+        return tuple(int(part) for part in str(version).split("."))
+    except ValueError:
+        raise ValueError(errors.BAD_MARKER_VERSION.format(value=version, source=source)) from None
+
+
+def _server_version_tuple(version: str) -> tuple[int, ...]:
+    """The numeric part of a server version: ``"16.4"`` → ``(16, 4)``, ``"18beta1"`` → ``(18,)``."""
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match[0].split(".")) if match else ()
 
 
 def _test_settings(request: pytest.FixtureRequest, run: Run, server: Server) -> TestSettings:
@@ -150,24 +158,29 @@ def _test_settings(request: pytest.FixtureRequest, run: Run, server: Server) -> 
     settings = run.settings
     timeout, deadlock_timeout = settings.timeout.value, settings.deadlock_timeout.value
     marker = request.node.get_closest_marker("pglocks")
+    failure: str | None = None
     if marker is not None:
+        source = "@pytest.mark.pglocks"
         try:
-            args = _marker_signature(*marker.args, **marker.kwargs)
-            source = "@pytest.mark.pglocks"
+            args = _marker_arguments(marker)
             if args["timeout"] is not None:
                 timeout = _settings.parse_seconds(str(args["timeout"]), f"{source}(timeout=)")
             if args["deadlock_timeout"] is not None:
                 deadlock_timeout = _settings.parse_interval(
                     str(args["deadlock_timeout"]), f"{source}(deadlock_timeout=)"
                 )
-            have = _version_tuple(server.version)
+            have = _server_version_tuple(server.version)
             low, high = args["min_version"], args["max_version"]
-            if low is not None and have < _version_tuple(low):
+            if low is not None and have < _version_tuple(low, f"{source}(min_version=)"):
                 pytest.skip(f"needs PostgreSQL >= {low}, the server is {server.version}")
-            if high is not None and have[: len(_version_tuple(high))] > _version_tuple(high):
-                pytest.skip(f"needs PostgreSQL <= {high}, the server is {server.version}")
+            if high is not None:
+                wanted = _version_tuple(high, f"{source}(max_version=)")
+                if have[: len(wanted)] > wanted:
+                    pytest.skip(f"needs PostgreSQL <= {high}, the server is {server.version}")
         except (TypeError, ValueError, pytest.UsageError) as exc:
-            pytest.fail(f"@pytest.mark.pglocks: {exc}", pytrace=False)
+            failure = f"{source}: {exc}"
+    if failure is not None:  # raised outside the except: no "During handling ..." in the report
+        pytest.fail(failure, pytrace=False)
     return TestSettings(
         timeout=timeout,
         deadlock_timeout=deadlock_timeout,
@@ -195,7 +208,8 @@ def pglocks_server(request: pytest.FixtureRequest) -> Server:
     try:
         return run.server(_progress(request.config))
     except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        failure = str(exc)
+    pytest.fail(failure, pytrace=False)  # outside the except: the message once, no chain
 
 
 @pytest.fixture

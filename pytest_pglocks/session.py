@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SE
 # log_lock_waits messages, sent to the session itself: its deadlock check has run.
 CHECKED_NOTICE = re.compile(r"process \d+ (still waiting|avoided deadlock|detected deadlock)")
 PACKAGE_DIR = os.path.dirname(__file__)
+# Seconds between two cancel requests for a statement that has not ended yet.
+CANCEL_RETRY = 0.05
 
 
 def caller_location() -> str:
@@ -90,6 +93,21 @@ class Pending:
         """Wait for the statement; its rows, or its error raised. Fails fast if it can't end."""
         __tracebackhide__ = True
         return self.session._context.await_pending(self, timeout, call="result()")
+
+    def _cancel(self, timeout: float) -> bool:
+        """Cancel the statement on the server until it has ended; whether it ended in time.
+
+        A cancel request that reaches the backend before the statement does is ignored (the
+        worker thread may not have sent it yet), so one request is not enough: ask again.
+        """
+        deadline = time.monotonic() + timeout
+        while not self._finished.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.session.connection.cancel_safe(timeout=remaining)
+            self._finished.wait(min(CANCEL_RETRY, remaining))
+        return True
 
 
 class Session:
@@ -268,8 +286,7 @@ class Session:
     def _close(self, timeout: float) -> None:
         """Cancel a statement still in flight, then close the connection and end the thread."""
         if self.busy:
-            self.connection.cancel_safe(timeout=timeout)
             assert self._last is not None
-            self._last._future.exception(timeout)
+            self._last._cancel(timeout)
         self._worker.stop(timeout)
         self.connection.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .. import errors
 from .._settings import SUPPORTED_MAJORS, Setting
 
@@ -28,7 +30,7 @@ def check(dsn: Setting[str | None]) -> tuple[str, str, bool]:
     assert version is not None
     assert role is not None
     server_version = str(version[0]).split()[0]
-    if int(server_version.split(".")[0]) not in SUPPORTED_MAJORS:
+    if int(re.split(r"\D", server_version, maxsplit=1)[0]) not in SUPPORTED_MAJORS:  # "18beta1"
         raise errors.ServerError(
             errors.DSN_UNSUPPORTED_VERSION.format(source=dsn.source, version=server_version)
         )

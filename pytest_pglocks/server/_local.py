@@ -84,7 +84,7 @@ def _run(argv: list[str], account: RunAs | None, cwd: Path, log: Path, what: str
         raise subprocess.CalledProcessError(result.returncode, what)
 
 
-def start(binaries: Binaries, owner_pid: int) -> tuple[str, LocalProcess]:
+def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, LocalProcess]:
     """initdb and start a server; return its conninfo and processes. Stopped by the watchdog."""
     account = run_as()
     if account:
@@ -135,7 +135,7 @@ def start(binaries: Binaries, owner_pid: int) -> tuple[str, LocalProcess]:
         ) from None
     watchdog = subprocess.Popen(
         [sys.executable, "-m", "pytest_pglocks.server._watchdog"]
-        + [str(owner_pid), str(postmaster_pid), str(root)],
+        + [str(owner_pid), str(postmaster_pid), str(root), str(run_dir)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -42,7 +42,7 @@ def acquire(
         if failure.exists():
             raise errors.ServerError(failure.read_text())
         try:
-            server = _provision(settings, run_id, owner_pid, progress)
+            server = _provision(settings, run_id, owner_pid, shared_dir, progress)
         except errors.ServerError as exc:
             failure.write_text(str(exc))
             raise
@@ -71,7 +71,11 @@ def release(shared_dir: Path) -> Server | None:
 
 
 def _provision(
-    settings: Settings, run_id: str, owner_pid: int, progress: Callable[[str], None]
+    settings: Settings,
+    run_id: str,
+    owner_pid: int,
+    run_dir: Path,
+    progress: Callable[[str], None],
 ) -> Server:
     started = time.monotonic()
     template = f"pglocks_{run_id}_template"
@@ -80,7 +84,7 @@ def _provision(
         server = Server(settings.dsn.value, version, "dsn", source, template, superuser)
     else:
         binaries = find_binaries(settings, progress=progress)
-        dsn, process = _local.start(binaries, owner_pid)
+        dsn, process = _local.start(binaries, owner_pid, run_dir)
         source = f"{binaries.bindir}, {binaries.source}"
         server = Server(dsn, binaries.version, "local", source, template, process=process)
     try:

@@ -1,6 +1,7 @@
 """Stops a local server when the pytest run that owns it ends, however it ends.
 
-Run as ``python -m pytest_pglocks.server._watchdog OWNER_PID POSTMASTER_PID ROOT``, detached.
+Run as ``python -m pytest_pglocks.server._watchdog OWNER_PID POSTMASTER_PID ROOT RUN_DIR``,
+detached.
 It waits on the kernel for the owner (the pytest process, or xdist's controller) or the
 postmaster to exit, or for SIGTERM (the owner's normal stop). Then it shuts the server down and
 removes its directory, unless the run asked to keep it (``--pglocks-keep``), in which case it
@@ -9,6 +10,7 @@ waits for whoever stops the server by hand and cleans up after that.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import types
@@ -28,7 +30,7 @@ def _on_term(signum: int, frame: types.FrameType | None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    owner, postmaster, root = int(argv[0]), int(argv[1]), argv[2]
+    owner, postmaster, root, run_dir = int(argv[0]), int(argv[1]), argv[2], argv[3]
     process = LocalProcess(
         root=root,
         datadir=str(Path(root) / "data"),
@@ -38,14 +40,18 @@ def main(argv: list[str]) -> int:
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_term)
+    owner_died = False
     try:
         exited = wait_any_exit([owner, postmaster])
-    except _Stop:
+        owner_died = owner in exited
+    except _Stop:  # the owner's normal stop: it still holds its lock inside the run directory
         exited = {owner}
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if postmaster not in exited and is_kept(process):
         wait_any_exit([postmaster])
     stop_and_remove(process)
+    if owner_died:  # nobody else will remove the run's shared files
+        shutil.rmtree(run_dir, ignore_errors=True)
     return 0
 
 

@@ -1,0 +1,253 @@
+"""The "pglocks" section of a failed test's report: timeline, lock table, wait-for graph."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fix_inner import Inner
+
+from pytest_pglocks import errors
+
+IMPORTS = """\
+import pytest
+from pytest_pglocks import assert_blocks, expect_deadlock
+"""
+
+WRONG_BLOCKER = """
+def test_wrong_blocker(pglocks):
+    pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0)")
+    s1, s2, s3 = pglocks.sessions(3)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.submit("UPDATE t SET v = 2 WHERE k = 1")
+    assert_blocks(s2, on=s3)
+"""
+
+PASSES_AND_EARLY_FAILURE = """
+def test_passes(pglocks):
+    pglocks.session().execute("SELECT 1")
+    print("output of the passed test")
+
+def test_fails_before_any_session(pglocks):
+    raise AssertionError("no session yet")
+"""
+
+DEADLOCK_AND_LONG = """
+@pytest.mark.no_deadlock
+def test_deadlock(pglocks):
+    pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0), (2, 0)")
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.begin()
+    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
+    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
+    assert_blocks(waiting, on=s2)
+    with expect_deadlock(victim=s2):
+        s2.execute("UPDATE t SET v = 1 WHERE k = 1")
+    waiting.result()
+
+def test_long(pglocks):
+    s1 = pglocks.session()
+    for n in range(30):
+        s1.execute(f"SELECT {n}")
+    raise AssertionError("after 60 events")
+"""
+
+COMPACT_NOTE = "(compact report: notices and virtualxid locks left out; use -v for all)"
+
+
+def section(result: pytest.RunResult, test: str) -> str:
+    """The "pglocks" section printed under the failure of ``test``."""
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(rf"_+ {test} _+", line))
+    header = next(i for i in range(start, len(lines)) if re.fullmatch(r"-+ pglocks -+", lines[i]))
+    end = next(
+        (
+            i
+            for i in range(header + 1, len(lines))
+            if re.match(r"_{3,} |={3,}|pglocks: PostgreSQL", lines[i])
+        ),
+        len(lines),
+    )
+    return "\n".join(lines[header + 1 : end]).rstrip("\n")
+
+
+def normalise(text: str) -> str:
+    """Durations, pids and transaction ids replaced by placeholders; columns to two spaces."""
+    xids: dict[str, str] = {}
+
+    def xid(match: re.Match[str]) -> str:
+        return "transaction " + xids.setdefault(match[1], f"<xid{len(xids) + 1}>")
+
+    text = re.sub(r"\d+(\.\d+)? ms", "<t> ms", text)
+    text = re.sub(r"virtual transaction \d+/\d+", "virtual transaction <vxid>", text)
+    text = re.sub(r"transaction (\d+)", xid, text)
+    text = re.sub(r"(?m)^(s\d +)\d+", r"\1<pid>", text)
+    text = re.sub(r"\b(pid|process) \d+", r"\1 <pid>", text)
+    return "\n".join(re.sub(r" {2,}", "  ", line).strip() for line in text.splitlines())
+
+
+def test_a_failed_test_reports_its_timeline_locks_and_wait_for_graph(inner: Inner) -> None:
+    source = IMPORTS + WRONG_BLOCKER + PASSES_AND_EARLY_FAILURE
+    inner.pytester.makepyfile(test_report=source)
+    sent_at = source.splitlines().index('    s2.submit("UPDATE t SET v = 2 WHERE k = 1")') + 1
+    result = inner.run("-rP")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"E * assert_blocks: s2: 'UPDATE t SET v = 2 WHERE k = 1' (test_report.py:{sent_at}) "
+            "is blocked by s1, not s3: s2 waits for ShareLock on transaction * held by s1",
+        ]
+    )
+    assert normalise(section(result, "test_wrong_blocker")) == "\n".join(
+        [
+            "timeline:",
+            "<t> ms  s1.begin()",
+            "<t> ms  # s1 done",
+            "<t> ms  s1.execute('UPDATE t SET v = 1 WHERE k = 1')",
+            "<t> ms  # s1 done",
+            "<t> ms  s2.submit('UPDATE t SET v = 2 WHERE k = 1')",
+            "<t> ms  # s2 blocked: s2 waits for ShareLock on transaction <xid1> held by s1",
+            "",
+            "locks:",
+            "session  pid  granted  mode  lock",
+            "s2  <pid>  WAITING  ShareLock  transaction <xid1>",
+            "s1  <pid>  yes  RowExclusiveLock  t",
+            "s1  <pid>  yes  ExclusiveLock  transaction <xid1>",
+            "s2  <pid>  yes  RowExclusiveLock  t",
+            "s2  <pid>  yes  ExclusiveLock  transaction <xid2>",
+            "s2  <pid>  yes  ExclusiveLock  tuple (0,1) of t",
+            "",
+            "wait-for graph:",
+            "s2 waits for ShareLock on transaction <xid1> held by s1",
+            "",
+            COMPACT_NOTE,
+        ]
+    )
+    assert section(result, "test_fails_before_any_session") == "\n".join(
+        ["timeline:", "(no statements)", "", COMPACT_NOTE]
+    )
+    # -rP shows the sections of passed tests: a passed test has no pglocks section.
+    passes = result.stdout.str().split("= PASSES =", 1)[1].split("short test summary info")[0]
+    assert "output of the passed test" in passes
+    assert "- pglocks -" not in passes
+
+
+DETECTED = (
+    "<t> ms  # s2 LOG: process <pid> detected deadlock while waiting for ShareLock on "
+    "transaction <xid2> after <t> ms"
+)
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["compact", "verbose"])
+def test_notices_virtualxid_locks_and_old_events_show_only_in_the_verbose_report(
+    inner: Inner, verbose: bool
+) -> None:
+    inner.pytester.makepyfile(test_events=IMPORTS + DEADLOCK_AND_LONG + WRONG_BLOCKER)
+    result = inner.run(*(["-v"] if verbose else []))
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_deadlock _*",
+            errors.DEADLOCK_SEEN.splitlines()[0],
+            "deadlock: s2 was chosen as the victim while running 'UPDATE t SET v = 1 WHERE k = 1'",
+        ]
+    )
+    deadlock = normalise(section(result, "test_deadlock")).splitlines()
+    long = normalise(section(result, "test_long")).splitlines()
+    assert "<t> ms  # s2 error 40P01: deadlock detected" in deadlock
+    assert "<t> ms  s1.execute('SELECT 29')" in long
+    assert long[long.index("<t> ms  s1.execute('SELECT 29')") + 1] == "<t> ms  # s1 done: 1 row"
+    wrong_blocker = normalise(section(result, "test_wrong_blocker"))
+    virtualxid_rows = [
+        f"{name}  <pid>  yes  ExclusiveLock  virtual transaction <vxid>" for name in ("s1", "s2")
+    ]
+    if verbose:
+        assert all(row in wrong_blocker.splitlines() for row in virtualxid_rows)
+        assert COMPACT_NOTE not in wrong_blocker
+        assert DETECTED in deadlock
+        assert deadlock.index(DETECTED) + 1 == deadlock.index(
+            "<t> ms  # s2 error 40P01: deadlock detected"
+        )
+        assert long[1] == "<t> ms  s1.execute('SELECT 0')"
+        assert not any("earlier events" in line for line in long)
+    else:
+        assert "virtual transaction" not in wrong_blocker
+        assert wrong_blocker.endswith(COMPACT_NOTE)
+        assert not any(" LOG: " in line for line in deadlock)
+        assert long[1] == "... 35 earlier events (use -v to see all)"
+        assert long[2:27] == [line for line in long[2:27] if line.startswith("<t> ms")]
+        assert long[27] == ""
+        assert "<t> ms  s1.execute('SELECT 0')" not in long
+
+
+def test_a_cycle_left_open_shows_in_the_report(inner: Inner) -> None:
+    inner.pytester.makepyfile(
+        test_cycle="""
+        import pytest
+        from pytest_pglocks import assert_blocks
+
+        @pytest.mark.pglocks(deadlock_timeout="60min")  # nobody breaks the cycle
+        def test_cycle(pglocks):
+            pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0), (2, 0)")
+            s1, s2 = pglocks.sessions(2)
+            s1.begin()
+            s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+            s2.begin()
+            s2.execute("UPDATE t SET v = 1 WHERE k = 2")
+            assert_blocks(s1.submit("UPDATE t SET v = 1 WHERE k = 2"), on=s2)
+            assert_blocks(s2.submit("UPDATE t SET v = 1 WHERE k = 1"), on=s1)
+            raise AssertionError("look at the cycle")
+        """
+    )
+    result = inner.run(timeout=60)
+    result.assert_outcomes(failed=1)
+    text = normalise(section(result, "test_cycle"))
+    assert text.endswith(
+        "\n".join(
+            [
+                "wait-for graph:",
+                "s1 waits for ShareLock on transaction <xid1> held by s2",
+                "s2 waits for ShareLock on transaction <xid2> held by s1",
+                "cycle (deadlock): s1 waits for ShareLock on transaction <xid1> held by s2; "
+                "s2 waits for ShareLock on transaction <xid2> held by s1",
+                "",
+                COMPACT_NOTE,
+            ]
+        )
+    )
+    assert "s1  <pid>  WAITING  ShareLock  transaction <xid1>" in text
+    assert "s2  <pid>  WAITING  ShareLock  transaction <xid2>" in text
+
+
+def test_a_statement_error_is_raised_at_the_users_line_with_the_session_named(
+    inner: Inner,
+) -> None:
+    inner.pytester.makepyfile(
+        test_error="""
+        def test_duplicate(pglocks):
+            pglocks.execute("CREATE TABLE t (k int PRIMARY KEY)")
+            s1 = pglocks.session()
+            s1.execute("INSERT INTO t VALUES (1)")
+            s1.execute("INSERT INTO t VALUES (1)")
+        """
+    )
+    result = inner.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            '>       s1.execute("INSERT INTO t VALUES (1)")',
+            "E       psycopg.errors.UniqueViolation: duplicate key value violates unique "
+            'constraint "t_pkey"',
+            "E       DETAIL:  Key (k)=(1) already exists.",
+            "E       pglocks: raised in session s1 by 'INSERT INTO t VALUES (1)'",
+            "",
+            "test_error.py:5: UniqueViolation",
+        ]
+    )
+    timeline = normalise(section(result, "test_duplicate")).split("\n\nlocks:")[0]
+    assert timeline.splitlines()[-1] == (
+        '<t> ms  # s1 error 23505: duplicate key value violates unique constraint "t_pkey"'
+    )

