@@ -117,7 +117,12 @@ def _blocker_names(on: On) -> set[str] | None:
 
 
 def _relation_matches(wanted: str, relation: str | None) -> bool:
-    return relation is not None and (relation == wanted or relation.split(".")[-1] == wanted)
+    """``foo`` and ``public.foo`` both match ``foo`` (regclass drops visible schemas)."""
+    if relation is None:
+        return False
+    if "." in wanted and "." in relation:
+        return wanted == relation
+    return wanted.split(".")[-1] == relation.split(".")[-1]
 
 
 def _mismatch(wait: Wait, on: On, lock: str | None) -> str | None:

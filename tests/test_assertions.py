@@ -129,6 +129,7 @@ def test_assert_blocks_on_a_relation_name(pglocks: Pglocks, table: str) -> None:
     s1.execute("LOCK TABLE t IN EXCLUSIVE MODE")
     pending = s2.submit("INSERT INTO t VALUES (4, 0)")
     assert assert_blocks(pending, on="t").relation == "t"
+    assert assert_blocks(pending, on="public.t").relation == "t"  # schema-qualified works too
     with pytest.raises(AssertionError) as excinfo:
         assert_blocks(pending, on="other")
     assert_message(str(excinfo.value), errors.WRONG_WAIT, why="waiting on relation t, not other")
