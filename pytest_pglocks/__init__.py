@@ -9,7 +9,7 @@ from .assertions import (
     assert_not_blocks,
     expect_deadlock,
 )
-from .errors import PglocksError, ServerError, SessionBlocked, WaitTimeout
+from .errors import PglocksError, PglocksWarning, ServerError, SessionBlocked, WaitTimeout
 from .handle import Pglocks
 from .monitor import LockRow, WaitGraph
 from .server import Server
@@ -21,6 +21,7 @@ __all__ = [
     "Pending",
     "Pglocks",
     "PglocksError",
+    "PglocksWarning",
     "Server",
     "ServerError",
     "Session",

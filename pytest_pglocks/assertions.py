@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from . import _context, errors
 from ._execute import Rows
 from ._report import deadlock_report
 from ._timeline import DEADLOCK_DETECTED
-from .errors import PglocksError, WaitTimeout
+from .errors import PglocksError, PglocksWarning, WaitTimeout
 from .monitor import WaitGraph
 from .session import Pending, Session, shorten
 
@@ -254,6 +255,8 @@ def expect_deadlock(victim: Session | None = None) -> Iterator[DeadlockExpectati
     context = victim._context if victim is not None else _context.current()
     if victim is not None:
         _prepare_victim(victim)
+    elif not context.settings.manage_deadlock_timeout:
+        warnings.warn(PglocksWarning(errors.DEADLOCK_TIMEOUT_UNMANAGED), stacklevel=3)
     start = len(context.timeline)
     expectation = DeadlockExpectation()
     raised: BaseException | None = None

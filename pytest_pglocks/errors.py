@@ -8,11 +8,17 @@ if TYPE_CHECKING:
     from .monitor import WaitGraph
     from .session import Pending
 
-__all__ = ["PglocksError", "ServerError", "SessionBlocked", "WaitTimeout"]
+__all__ = ["PglocksError", "PglocksWarning", "ServerError", "SessionBlocked", "WaitTimeout"]
 
 
 class PglocksError(Exception):
     """Something pytest-pglocks could not do; the message says what to do instead."""
+
+    __module__ = "pytest_pglocks"
+
+
+class PglocksWarning(UserWarning):
+    """Something works, but not as well as it could (e.g. deadlock_timeout not manageable)."""
 
     __module__ = "pytest_pglocks"
 
@@ -200,4 +206,9 @@ WRONG_VICTIM = "expect_deadlock(victim={wanted}): the deadlock hit {got}, not {w
 DEADLOCK_SEEN = (
     "no_deadlock: a session of this test got a deadlock error (40P01), even if the error "
     "was caught\n{report}"
+)
+DEADLOCK_TIMEOUT_UNMANAGED = (
+    "expect_deadlock: this server's role may not set deadlock_timeout (it needs superuser), so "
+    "deadlocks are found after the server's own deadlock_timeout (1 s by default) instead of "
+    "milliseconds, and the victim is the server's choice"
 )

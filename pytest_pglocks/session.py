@@ -221,6 +221,9 @@ class Session:
             )
         self._context.timeline.record(self.name, "sent", sql, detail=call)
         pending = Pending(self, sql, Future(), where)
+        # Decided here, in the caller's thread: an expect_deadlock block may end before the
+        # session's thread starts the statement.
+        pending._sent_deadlock_timeout = self._deadlock_override or self._deadlock_timeout
         self._worker.put(lambda: self._run(pending, params), pending._future)
         self._last = pending
         return pending
@@ -231,7 +234,7 @@ class Session:
 
         self._running = pending
         try:
-            self._apply_deadlock_timeout()
+            self._apply_deadlock_timeout(pending._sent_deadlock_timeout)
             rows = execute(self.connection, pending.sql, params)
         except psycopg.Error as exc:
             detail = exc.diag.message_primary or str(exc).strip() or type(exc).__name__
@@ -249,13 +252,10 @@ class Session:
         self._context.timeline.record(self.name, "done", pending.sql, detail=detail)
         return rows
 
-    def _apply_deadlock_timeout(self) -> None:
+    def _apply_deadlock_timeout(self, wanted: str | None) -> None:
         from psycopg.pq import TransactionStatus
 
-        wanted = self._deadlock_override or self._deadlock_timeout
         status = self.connection.info.transaction_status
-        if self._running is not None:
-            self._running._sent_deadlock_timeout = wanted
         if wanted is None or wanted == self._applied or status == TransactionStatus.INERROR:
             return
         self.connection.execute(

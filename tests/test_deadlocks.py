@@ -251,3 +251,33 @@ def test_a_cycle_nobody_breaks_shows_in_the_graph(pglocks: Pglocks, table: str) 
         "s? waits for ShareLock on transaction * held by s?",
     )
     # Teardown cancels both statements; nothing hangs.
+
+
+def test_a_statement_sent_last_in_a_victim_block_keeps_the_long_deadlock_timeout(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    with pytest.raises(AssertionError), expect_deadlock(victim=s1):
+        inside = s2.submit("SELECT current_setting('deadlock_timeout')")
+    # The block ended (no deadlock) before s2's thread ran the statement, often.
+    assert inside.result() == [("1h",)]
+    assert s2.execute("SELECT current_setting('deadlock_timeout')") == [("10ms",)]
+
+
+def test_without_a_manageable_deadlock_timeout_expect_deadlock_warns(
+    pglocks: Pglocks, table: str
+) -> None:
+    from dataclasses import replace
+
+    from pytest_pglocks import PglocksWarning
+
+    context = pglocks._context
+    context.settings = replace(context.settings, manage_deadlock_timeout=False)
+    (s1,) = pglocks.sessions(1)
+    with (
+        pytest.warns(PglocksWarning, match="may not set deadlock_timeout"),
+        pytest.raises(AssertionError),
+        expect_deadlock(),
+    ):
+        pass
+    assert s1.execute("SHOW log_lock_waits") == [("off",)]
