@@ -143,6 +143,19 @@ def _mismatch(wait: Wait, on: On, lock: str | None) -> str | None:
     return None
 
 
+def _seen_waiting(pending: Pending) -> Wait | None:
+    """``pending``'s wait if the server shows it blocked now (recorded in the timeline)."""
+    context = pending.session._context
+    if not context.is_blocked(pending):
+        return None
+    graph = context.graph()
+    if pending.done():  # it finished meanwhile: the look was a transient
+        return None
+    wait = Wait.observe(pending, graph)
+    context.timeline.record(pending.session.name, "blocked", pending.sql, str(wait))
+    return wait
+
+
 def assert_blocks(
     target: Target, on: On = None, *, lock: str | None = None, timeout: float | None = None
 ) -> Wait:
@@ -159,17 +172,13 @@ def assert_blocks(
                     target=_describe_target(pending), outcome=_outcome_text(pending)
                 )
             )
-        if context.is_blocked(pending):
-            graph = context.graph()
-            if pending.done():
-                continue
-            wait = Wait.observe(pending, graph)
-            context.timeline.record(pending.session.name, "blocked", pending.sql, str(wait))
+        wait = _seen_waiting(pending)
+        if wait is not None:
             why = _mismatch(wait, on, lock)
             if why is not None:
                 raise AssertionError(
                     errors.WRONG_WAIT.format(
-                        target=_describe_target(pending), why=why, wait=wait, graph=graph
+                        target=_describe_target(pending), why=why, wait=wait, graph=wait.graph
                     )
                 )
             return wait
@@ -194,15 +203,11 @@ def assert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows |
     for gap in _context.poll_gaps():
         if pending._finished.wait(gap):
             return pending._outcome()
-        if context.is_blocked(pending):
-            graph = context.graph()
-            if pending.done():
-                continue
-            wait = Wait.observe(pending, graph)
-            context.timeline.record(pending.session.name, "blocked", pending.sql, str(wait))
+        wait = _seen_waiting(pending)
+        if wait is not None:
             raise AssertionError(
                 errors.BLOCKED_UNEXPECTEDLY.format(
-                    target=_describe_target(pending), wait=wait, graph=graph
+                    target=_describe_target(pending), wait=wait, graph=wait.graph
                 )
             )
         if time.monotonic() >= deadline:

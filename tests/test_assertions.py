@@ -37,17 +37,21 @@ def row_lock_wait(pglocks: Pglocks) -> tuple[Session, Session]:
 
 def test_a_slow_statement_that_waits_for_no_lock_is_not_blocked(pglocks: Pglocks) -> None:
     s1 = pglocks.session()
-    assert assert_not_blocks(s1.submit("SELECT pg_sleep(0.2), 'slept'")) == [("", "slept")]
+    assert assert_not_blocks(s1.submit("SELECT pg_sleep(0.2), 'slept'")) == [
+        ("", "slept")
+    ]  # sleep-ok: slow statement
 
 
 def test_assert_blocks_fails_when_the_statement_completes(pglocks: Pglocks) -> None:
     s1 = pglocks.session()
     with pytest.raises(AssertionError) as excinfo:
-        assert_blocks(s1.submit("SELECT pg_sleep(0.2)"))
+        assert_blocks(s1.submit("SELECT pg_sleep(0.2)"))  # sleep-ok: slow statement
     assert_message(
         str(excinfo.value),
         errors.COMPLETED_NOT_BLOCKED,
-        target=Glob("s1: 'SELECT pg_sleep(0.2)' (test_assertions.py:*)"),
+        target=Glob(
+            "s1: 'SELECT pg_sleep(0.2)' (test_assertions.py:*)"
+        ),  # sleep-ok: slow statement
         outcome="returned 1 row",
     )
 
@@ -273,14 +277,14 @@ def test_assert_blocks_gives_up_at_its_timeout_and_cancels_the_statement(
     pglocks: Pglocks,
 ) -> None:
     s1 = pglocks.session()
-    pending = s1.submit("SELECT pg_sleep(30)")
+    pending = s1.submit("SELECT pg_sleep(30)")  # sleep-ok: slow statement
     with pytest.raises(WaitTimeout) as excinfo:
         assert_blocks(pending, timeout=0.3)
     assert isinstance(excinfo.value, AssertionError)
     assert_message(
         str(excinfo.value),
         errors.NEVER_BLOCKED,
-        target=Glob("s1: 'SELECT pg_sleep(30)' (test_assertions.py:*)"),
+        target=Glob("s1: 'SELECT pg_sleep(30)' (test_assertions.py:*)"),  # sleep-ok: slow statement
         limit=0.3,
         graph="wait-for graph: no session of this test waits for another",
     )
@@ -292,7 +296,7 @@ def test_assert_not_blocks_gives_up_at_its_timeout_and_cancels_the_statement(
     pglocks: Pglocks,
 ) -> None:
     s1 = pglocks.session()
-    pending = s1.submit("SELECT pg_sleep(30)")
+    pending = s1.submit("SELECT pg_sleep(30)")  # sleep-ok: slow statement
     with pytest.raises(WaitTimeout) as excinfo:
         assert_not_blocks(pending, timeout=0.3)
     assert_message(
@@ -300,7 +304,7 @@ def test_assert_not_blocks_gives_up_at_its_timeout_and_cancels_the_statement(
         errors.STATEMENT_TIMEOUT,
         name="s1",
         call="assert_not_blocks()",
-        sql="SELECT pg_sleep(30)",
+        sql="SELECT pg_sleep(30)",  # sleep-ok: slow statement
         limit=0.3,
     )
     assert isinstance(pending.error, psycopg.errors.QueryCanceled)
@@ -311,7 +315,7 @@ def test_assert_not_blocks_gives_up_at_its_timeout_and_cancels_the_statement(
 def test_the_marker_timeout_is_the_default_limit_of_an_assertion(pglocks: Pglocks) -> None:
     s1 = pglocks.session()
     with pytest.raises(WaitTimeout) as excinfo:
-        assert_blocks(s1.submit("SELECT pg_sleep(30)"))
+        assert_blocks(s1.submit("SELECT pg_sleep(30)"))  # sleep-ok: slow statement
     assert_message(str(excinfo.value), errors.NEVER_BLOCKED, limit=0.3)
 
 

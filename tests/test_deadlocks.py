@@ -218,7 +218,9 @@ def test_expect_deadlock_refuses_a_victim_when_another_session_might_still_be_ch
     pglocks: Pglocks,
 ) -> None:
     s1, s2 = pglocks.sessions(2)
-    s1.submit("SELECT pg_sleep(30)")  # running, not waiting: its deadlock check never ran
+    s1.submit(
+        "SELECT pg_sleep(30)"
+    )  # running, not waiting: its deadlock check never ran  # sleep-ok: slow statement
     with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s2):
         pass
     assert_message(
@@ -226,7 +228,7 @@ def test_expect_deadlock_refuses_a_victim_when_another_session_might_still_be_ch
         errors.VICTIM_UNCERTAIN,
         victim="s2",
         name="s1",
-        sql="SELECT pg_sleep(30)",
+        sql="SELECT pg_sleep(30)",  # sleep-ok: slow statement
     )
 
 

@@ -167,7 +167,7 @@ def test_the_timeout_marker_limits_the_tests_waits(inner: Inner) -> None:
         @pytest.mark.pglocks(timeout=0.3)
         def test_slow(pglocks):
             s1 = pglocks.session()
-            assert_blocks(s1.submit("SELECT pg_sleep(30)"))
+            assert_blocks(s1.submit("SELECT pg_sleep(30)"))  # sleep-ok: slow statement
         """
     )
     result = inner.run("-rf", timeout=60)

@@ -22,7 +22,7 @@ def test_teardown_cancels_the_statements_a_test_left_running(inner: Inner) -> No
             LEFT["blocked"] = waiter.submit("SELECT * FROM t")
             assert_blocks(LEFT["blocked"], on=holder)
             # Sent just before the test ends: the cancel may reach the server before they do.
-            for n in range(5):
+            for n in range(5):  # sleep-ok: slow statements under test
                 LEFT[f"sleeping{n}"] = pglocks.session().submit("SELECT pg_sleep(3600)")
 
         def test_they_were_cancelled():
