@@ -37,7 +37,7 @@ def row_lock_wait(pglocks: Pglocks) -> tuple[Session, Session]:
 
 def test_a_slow_statement_that_waits_for_no_lock_is_not_blocked(pglocks: Pglocks) -> None:
     s1 = pglocks.session()
-    assert assert_not_blocks(s1.submit("SELECT pg_sleep(0.2), 'slept'")) == [
+    assert assert_not_blocks(s1.submit("SELECT pg_sleep(0.2), 'slept'")) == [  # sleep-ok
         ("", "slept")
     ]  # sleep-ok: slow statement
 
@@ -50,7 +50,7 @@ def test_assert_blocks_fails_when_the_statement_completes(pglocks: Pglocks) -> N
         str(excinfo.value),
         errors.COMPLETED_NOT_BLOCKED,
         target=Glob(
-            "s1: 'SELECT pg_sleep(0.2)' (test_assertions.py:*)"
+            "s1: 'SELECT pg_sleep(0.2)' (test_assertions.py:*)"  # sleep-ok
         ),  # sleep-ok: slow statement
         outcome="returned 1 row",
     )

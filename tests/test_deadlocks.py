@@ -219,7 +219,7 @@ def test_expect_deadlock_refuses_a_victim_when_another_session_might_still_be_ch
 ) -> None:
     s1, s2 = pglocks.sessions(2)
     s1.submit(
-        "SELECT pg_sleep(30)"
+        "SELECT pg_sleep(30)"  # sleep-ok: slow statement
     )  # running, not waiting: its deadlock check never ran  # sleep-ok: slow statement
     with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s2):
         pass

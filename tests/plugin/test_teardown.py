@@ -22,8 +22,9 @@ def test_teardown_cancels_the_statements_a_test_left_running(inner: Inner) -> No
             LEFT["blocked"] = waiter.submit("SELECT * FROM t")
             assert_blocks(LEFT["blocked"], on=holder)
             # Sent just before the test ends: the cancel may reach the server before they do.
-            for n in range(5):  # sleep-ok: slow statements under test
-                LEFT[f"sleeping{n}"] = pglocks.session().submit("SELECT pg_sleep(3600)")
+            slow = "SELECT pg_sleep(3600)"  # sleep-ok: a slow statement for teardown to cancel
+            for n in range(5):
+                LEFT[f"sleeping{n}"] = pglocks.session().submit(slow)
 
         def test_they_were_cancelled():
             assert len(LEFT) == 6
