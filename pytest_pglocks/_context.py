@@ -69,13 +69,17 @@ class TestContext:
 
     # sessions
 
-    def new_session(self, name: str, connect_kwargs: dict[str, Any]) -> Session:
+    def new_session(
+        self, name: str, connect_kwargs: dict[str, Any], *, managed: bool = True
+    ) -> Session:
+        """A session; ``managed=False`` leaves deadlock_timeout and messages to the server."""
         import psycopg
 
         if name in self.sessions:
             raise errors.PglocksError(errors.DUPLICATE_SESSION.format(name=name))
         options = connect_kwargs.pop("options", "")
-        if self.settings.manage_deadlock_timeout:
+        managed = managed and self.settings.manage_deadlock_timeout
+        if managed:
             options = (
                 f"-c deadlock_timeout={self.settings.deadlock_timeout} -c log_lock_waits=on "
                 f"-c client_min_messages=log {options}"
@@ -85,9 +89,7 @@ class TestContext:
         if options:
             connect_kwargs["options"] = options
         connection = psycopg.connect(self.dsn, **connect_kwargs)
-        deadlock_timeout = (
-            self.settings.deadlock_timeout if self.settings.manage_deadlock_timeout else None
-        )
+        deadlock_timeout = self.settings.deadlock_timeout if managed else None
         session = Session(self, name, connection, deadlock_timeout=deadlock_timeout, _ispytest=True)
         self.sessions[name] = session
         return session

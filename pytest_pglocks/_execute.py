@@ -1,11 +1,17 @@
-"""Running SQL the way every pglocks API does: rows of the last result set, or None."""
+"""Running SQL the way every pglocks API does: rows of the last result set, or None.
+
+The spec runner needs more: every result of a statement string exactly as the server sent it,
+errors included (:func:`execute_results`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import pq
 
 Rows = list[tuple[Any, ...]]
 
@@ -17,3 +23,79 @@ def execute(conn: psycopg.Connection[tuple[Any, ...]], sql: str, params: Any = N
         while cursor.nextset():
             pass
         return cursor.fetchall() if cursor.description is not None else None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One result of a statement string, in the server's text form; ``error`` is set on errors."""
+
+    names: tuple[bytes, ...] = ()
+    rows: tuple[tuple[bytes | None, ...], ...] = ()
+    tuples: bool = False
+    error: ErrorFields | None = None
+
+
+@dataclass(frozen=True)
+class ErrorFields:
+    """The fields of an error or notice message that outputs show."""
+
+    severity: str
+    message: str
+    sqlstate: str | None = None
+    detail: str | None = None
+    hint: str | None = None
+
+    def libpq_text(self) -> str:
+        """The message as libpq's default verbosity writes it (``PQerrorMessage``)."""
+        text = f"{self.severity}:  {self.message}\n"
+        if self.detail:
+            text += f"DETAIL:  {self.detail}\n"
+        if self.hint:
+            text += f"HINT:  {self.hint}\n"
+        return text
+
+
+def execute_results(conn: psycopg.Connection[tuple[Any, ...]], sql: str) -> list[Result]:
+    """Send ``sql`` with the simple query protocol; every result, errors returned, not raised."""
+    from psycopg import generators, pq
+
+    with conn.lock:
+        conn.pgconn.send_query(sql.encode(conn.info.encoding))
+        results = conn.wait(generators.execute(conn.pgconn))
+    encoding = conn.info.encoding
+    out = []
+    for res in results:
+        if res.status == pq.ExecStatus.TUPLES_OK:
+            names = tuple(res.fname(col) or b"" for col in range(res.nfields))
+            rows = tuple(
+                tuple(res.get_value(row, col) for col in range(res.nfields))
+                for row in range(res.ntuples)
+            )
+            out.append(Result(names, rows, tuples=True))
+        elif res.status == pq.ExecStatus.FATAL_ERROR:
+            out.append(Result(error=error_fields(res, encoding)))
+        else:
+            out.append(Result())
+    return out
+
+
+def error_fields(res: pq.abc.PGresult, encoding: str) -> ErrorFields:
+    """The message fields of an error result."""
+    from psycopg import pq
+
+    def field(code: pq.DiagnosticField) -> str | None:
+        value = res.error_field(code)
+        return value.decode(encoding, "replace") if value is not None else None
+
+    severity = field(pq.DiagnosticField.SEVERITY)
+    message = field(pq.DiagnosticField.MESSAGE_PRIMARY)
+    if severity is None or message is None:  # a libpq-made error has only its message
+        text = res.error_message.decode(encoding, "replace").rstrip("\n")
+        return ErrorFields("", text)
+    return ErrorFields(
+        severity,
+        message,
+        sqlstate=field(pq.DiagnosticField.SQLSTATE),
+        detail=field(pq.DiagnosticField.MESSAGE_DETAIL),
+        hint=field(pq.DiagnosticField.MESSAGE_HINT),
+    )

@@ -215,9 +215,8 @@ def add_options(parser: pytest.Parser) -> None:
             parser.addini(option.ini_key, help=option.help, default=None)
 
 
-def resolve(option: Option, config: pytest.Config) -> Setting[Any]:
+def resolve(option: Option, cli_value: Any, ini_value: Any) -> Setting[Any]:
     """The value of one option: command line > environment > ini > default."""
-    cli_value = config.getoption(option.ini_key)
     if cli_value is not None:
         if option.flag:
             return Setting(bool(cli_value), option.cli)
@@ -225,11 +224,9 @@ def resolve(option: Option, config: pytest.Config) -> Setting[Any]:
     env_value = os.environ.get(option.env)
     if env_value is not None and env_value != "":
         return Setting(option.parse(env_value, option.env), option.env)
-    if option.ini:
-        ini_value = config.getini(option.ini_key)
-        if ini_value not in (None, "", []):
-            source = f"ini {option.ini_key}"
-            return Setting(option.parse(str(ini_value).strip(), source), source)
+    if option.ini and ini_value not in (None, "", []):
+        source = f"ini {option.ini_key}"
+        return Setting(option.parse(str(ini_value).strip(), source), source)
     return Setting(option.default, "default")
 
 
@@ -258,7 +255,17 @@ class Settings:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         """Resolve and validate all options; a bad value raises ``pytest.UsageError``."""
-        values = {option.name: resolve(option, config) for option in OPTIONS}
+        return cls.resolve(
+            lambda option: config.getoption(option.ini_key),
+            lambda option: config.getini(option.ini_key) if option.ini else None,
+        )
+
+    @classmethod
+    def resolve(
+        cls, cli: Callable[[Option], Any], ini: Callable[[Option], Any] = lambda option: None
+    ) -> Settings:
+        """Settings from command-line values, the environment, ini values and defaults."""
+        values = {option.name: resolve(option, cli(option), ini(option)) for option in OPTIONS}
         if values["cache_dir"].value is None:
             values["cache_dir"] = Setting(default_cache_dir(), "default")
         settings = cls(**values)

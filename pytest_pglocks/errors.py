@@ -212,3 +212,20 @@ DEADLOCK_TIMEOUT_UNMANAGED = (
     "deadlocks are found after the server's own deadlock_timeout (1 s by default) instead of "
     "milliseconds, and the victim is the server's choice"
 )
+
+# Isolation specs
+
+MISSING_EXPECTED = (
+    "no expected output for {spec}: looked for {name}.out and {name}_N.out in {folders}. "
+    "Run pytest with --pglocks-update-expected to write {new} from this run (then read it), "
+    "or declare what to assert in the spec with a '# pglocks: no_deadlock' line"
+)
+SPEC_MISMATCH = "the output of {spec} differs from {expected}:\n{diff}"
+SPEC_FAILED = "{spec} stopped before its end, as the isolation tester would: {reason}"
+BAD_DIRECTIVE = (
+    "{path}:{line}: '# pglocks: {text}' is not understood: {why}; a directive lists "
+    "no_deadlock and the pglocks marker's timeout=, min_version= and max_version=, "
+    "separated by commas"
+)
+SPEC_NOT_FOUND = "{path}: no such spec file"
+EXPECTED_NOT_FOUND = "{path}: no such expected-output file"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._context import TestContext, TestSettings
@@ -12,6 +13,8 @@ from .session import Session
 
 if TYPE_CHECKING:
     import psycopg
+
+    from .isolation import Spec, SpecOutcome
 
 __all__ = ["Pglocks"]
 
@@ -56,6 +59,22 @@ class Pglocks:
         if len(names) == 1 and isinstance(names[0], int):
             return tuple(self.session() for _ in range(names[0]))
         return tuple(self.session(str(name)) for name in names)
+
+    def run_spec(self, spec: Path | str | Spec, *, timeout: float | None = None) -> SpecOutcome:
+        """Run an isolation-tester spec in this test's database, with sessions of this test.
+
+        ``spec`` is a file (a ``Path``), the spec's text (a ``str``) or a parsed ``Spec``. The
+        outcome has the isolation tester's ``output`` and, per permutation, the facts: which
+        steps waited for whom and which failed. ``no_deadlock`` covers its sessions.
+        """
+        from .isolation import parse, parse_file, run_spec
+
+        if isinstance(spec, Path):
+            spec = parse_file(spec)
+        elif isinstance(spec, str):
+            spec = parse(spec, "<spec text>")
+        limit = self._context.settings.timeout if timeout is None else timeout
+        return run_spec(spec, self._context, superuser=self.server.superuser, timeout=limit)
 
     def locks(self) -> list[LockRow]:
         """A snapshot of ``pg_locks`` rows for this test's sessions."""

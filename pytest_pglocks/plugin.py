@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import os
-import re
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import _context, _report, _settings, errors
-from ._context import TestSettings
+from . import _context, _report, _settings
+from ._context import TestContext
+from ._items import server_for, settings_for
+from ._keys import CALL_FAILED_KEY, CONTEXT_KEY, HANDLE_KEY, RUN_KEY, WROTE_PROPERTY
 from ._run import Run, new_run_id
 from .assertions import deadlock_failure
-from .errors import ServerError
 from .handle import Pglocks
+from .isolation._collect import SpecFile
 from .server import Server
-
-RUN_KEY = pytest.StashKey[Run]()
-CALL_FAILED_KEY = pytest.StashKey[bool]()
-HANDLE_KEY = pytest.StashKey[Pglocks]()
 
 MARKERS = (
     "no_deadlock: fail the test if any of its pglocks sessions got a deadlock error (40P01), "
@@ -34,6 +30,29 @@ MARKERS = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     _settings.add_options(parser)
+    parser.addini(
+        "pglocks_specs",
+        type="paths",
+        help="Folders whose isolation-tester specs (NAME.spec) are collected as tests.",
+    )
+    parser.getgroup("pglocks").addoption(
+        "--pglocks-update-expected",
+        action="store_true",
+        default=False,
+        help="Write the expected output (NAME.out) of specs that have none, from this run.",
+    )
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """``NAME.spec`` under a ``pglocks_specs`` folder, or named on the command line."""
+    if file_path.suffix != ".spec":
+        return None
+    folders: list[Path] = parent.config.getini("pglocks_specs")
+    if parent.session.isinitpath(file_path) or any(
+        file_path.is_relative_to(folder) for folder in folders
+    ):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,6 +98,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     run = config.stash[RUN_KEY]
     if not run.is_owner:
         return
+    for report in terminalreporter.stats.get("passed", []):
+        for name, value in report.user_properties:
+            if name == WROTE_PROPERTY:
+                terminalreporter.write_line(f"pglocks: wrote the expected output {value}")
     server = run.recorded_server()
     if server is not None:
         terminalreporter.write_line(
@@ -95,9 +118,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     result = yield
-    handle = item.stash.get(HANDLE_KEY, None)
-    if handle is not None and item.get_closest_marker("no_deadlock"):
-        failure = deadlock_failure(handle._context)
+    context = item.stash.get(CONTEXT_KEY, None)
+    if context is not None and item.get_closest_marker("no_deadlock"):
+        failure = deadlock_failure(context)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
     return result
@@ -110,12 +133,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.stash[CALL_FAILED_KEY] = True
         handle = item.stash.get(HANDLE_KEY, None)
         if handle is not None:
-            report.sections.append(("pglocks", _failure_section(handle, item.config)))
+            report.sections.append(("pglocks", _failure_section(handle._context, item.config)))
     return report
 
 
-def _failure_section(handle: Pglocks, config: pytest.Config) -> str:
-    context = handle._context
+def _failure_section(context: TestContext, config: pytest.Config) -> str:
     verbose = config.get_verbosity() > 0
     try:
         graph = context.graph() if context.sessions else None
@@ -126,101 +148,23 @@ def _failure_section(handle: Pglocks, config: pytest.Config) -> str:
     return _report.section(context.timeline.events(), graph, verbose=verbose)
 
 
-MARKER_ARGUMENTS = ("timeout", "deadlock_timeout", "min_version", "max_version")
-
-
-def _marker_arguments(marker: pytest.Mark) -> dict[str, Any]:
-    """The pglocks marker's keyword arguments; anything else is refused by name."""
-    unknown = [repr(arg) for arg in marker.args]
-    unknown += [f"{name}=" for name in marker.kwargs if name not in MARKER_ARGUMENTS]
-    if unknown:
-        raise TypeError(errors.BAD_MARKER_ARGUMENT.format(given=", ".join(unknown)))
-    return {name: marker.kwargs.get(name) for name in MARKER_ARGUMENTS}
-
-
-def _version_tuple(version: int | str | float, source: str) -> tuple[int, ...]:
-    """``15`` → ``(15,)``, ``"16.4"`` → ``(16, 4)``; a bad value names ``source``."""
-    try:
-        return tuple(int(part) for part in str(version).split("."))
-    except ValueError:
-        raise ValueError(errors.BAD_MARKER_VERSION.format(value=version, source=source)) from None
-
-
-def _server_version_tuple(version: str) -> tuple[int, ...]:
-    """The numeric part of a server version: ``"16.4"`` → ``(16, 4)``, ``"18beta1"`` → ``(18,)``."""
-    match = re.match(r"\d+(?:\.\d+)*", version)
-    return tuple(int(part) for part in match[0].split(".")) if match else ()
-
-
-def _test_settings(request: pytest.FixtureRequest, run: Run, server: Server) -> TestSettings:
-    """Settings of this test: its pglocks marker over the run's settings; may skip it."""
-    __tracebackhide__ = True
-    settings = run.settings
-    timeout, deadlock_timeout = settings.timeout.value, settings.deadlock_timeout.value
-    marker = request.node.get_closest_marker("pglocks")
-    failure: str | None = None
-    if marker is not None:
-        source = "@pytest.mark.pglocks"
-        try:
-            args = _marker_arguments(marker)
-            if args["timeout"] is not None:
-                timeout = _settings.parse_seconds(str(args["timeout"]), f"{source}(timeout=)")
-            if args["deadlock_timeout"] is not None:
-                deadlock_timeout = _settings.parse_interval(
-                    str(args["deadlock_timeout"]), f"{source}(deadlock_timeout=)"
-                )
-            have = _server_version_tuple(server.version)
-            low, high = args["min_version"], args["max_version"]
-            if low is not None and have < _version_tuple(low, f"{source}(min_version=)"):
-                pytest.skip(f"needs PostgreSQL >= {low}, the server is {server.version}")
-            if high is not None:
-                wanted = _version_tuple(high, f"{source}(max_version=)")
-                if have[: len(wanted)] > wanted:
-                    pytest.skip(f"needs PostgreSQL <= {high}, the server is {server.version}")
-        except (TypeError, ValueError, pytest.UsageError) as exc:
-            failure = f"{source}: {exc}"
-    if failure is not None:  # raised outside the except: no "During handling ..." in the report
-        pytest.fail(failure, pytrace=False)
-    return TestSettings(
-        timeout=timeout,
-        deadlock_timeout=deadlock_timeout,
-        manage_deadlock_timeout=server.superuser,
-    )
-
-
-def _progress(config: pytest.Config) -> Callable[[str], None]:
-    """Write one line to the terminal now, even from inside a captured fixture."""
-
-    def write(line: str) -> None:
-        capture = config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else nullcontext():
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-
-    return write
-
-
 @pytest.fixture(scope="session")
 def pglocks_server(request: pytest.FixtureRequest) -> Server:
     """The PostgreSQL server of this run: started on first use, shared by xdist workers."""
     __tracebackhide__ = True
-    run = request.config.stash[RUN_KEY]
-    try:
-        return run.server(_progress(request.config))
-    except ServerError as exc:
-        failure = str(exc)
-    pytest.fail(failure, pytrace=False)  # outside the except: the message once, no chain
+    return server_for(request.config)
 
 
 @pytest.fixture
 def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[Pglocks]:
     """A fresh database for this test, cloned from the run's template and dropped afterwards."""
     run = request.config.stash[RUN_KEY]
-    settings = _test_settings(request, run, pglocks_server)
+    settings = settings_for(request.node, run, pglocks_server)
     databases = run.databases(pglocks_server)
     dbname = databases.create()
     handle = Pglocks(pglocks_server, dbname, settings, _ispytest=True)
     request.node.stash[HANDLE_KEY] = handle
+    request.node.stash[CONTEXT_KEY] = handle._context
     _context.set_current(handle._context)
     try:
         yield handle

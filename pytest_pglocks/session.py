@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from ._execute import Rows, execute
+from ._execute import Result, Rows, execute, execute_results
 from ._worker import Worker
 from .errors import PglocksError
 
@@ -52,7 +52,7 @@ class Pending:
 
     __module__ = "pytest_pglocks"
 
-    def __init__(self, session: Session, sql: str, future: Future[Rows | None], where: str):
+    def __init__(self, session: Session, sql: str, future: Future[Any], where: str):
         self.session = session
         self.sql = sql
         self.where = where
@@ -62,7 +62,7 @@ class Pending:
         self._sent_deadlock_timeout: str | None = None
         future.add_done_callback(self._on_done)
 
-    def _on_done(self, _: Future[Rows | None]) -> None:
+    def _on_done(self, _: Future[Any]) -> None:
         self._finished.set()
         self.session._context.timeline.notify()
 
@@ -87,7 +87,13 @@ class Pending:
         error = self._future.exception()
         if error is not None:
             raise error.with_traceback(None)
-        return self._future.result()
+        rows: Rows | None = self._future.result()
+        return rows
+
+    def _results(self) -> list[Result]:
+        """Every result of a finished statement sent with ``results=True`` (spec runner)."""
+        results: list[Result] = self._future.result()
+        return results
 
     def result(self, timeout: float | None = None) -> Rows | None:
         """Wait for the statement; its rows, or its error raised. Fails fast if it can't end."""
@@ -206,7 +212,8 @@ class Session:
         __tracebackhide__ = True
         return self._context.await_pending(pending, timeout, call=call)
 
-    def _send(self, sql: str, params: Any, call: str) -> Pending:
+    def _send(self, sql: str, params: Any, call: str, *, results: bool = False) -> Pending:
+        """Queue ``sql`` on the session's thread; ``results=True``: every result, as sent."""
         __tracebackhide__ = True
         where = caller_location()
         if self.busy:
@@ -224,7 +231,12 @@ class Session:
         # Decided here, in the caller's thread: an expect_deadlock block may end before the
         # session's thread starts the statement.
         pending._sent_deadlock_timeout = self._deadlock_override or self._deadlock_timeout
-        self._worker.put(lambda: self._run(pending, params), pending._future)
+        job = (
+            (lambda: self._run_results(pending))
+            if results
+            else (lambda: self._run(pending, params))
+        )
+        self._worker.put(job, pending._future)
         self._last = pending
         return pending
 
@@ -251,6 +263,24 @@ class Session:
         detail = "" if rows is None else f"{len(rows)} row{'s' * (len(rows) != 1)}"
         self._context.timeline.record(self.name, "done", pending.sql, detail=detail)
         return rows
+
+    def _run_results(self, pending: Pending) -> list[Result]:
+        """Runs on the session's thread; errors are results here, recorded but not raised."""
+        self._running = pending
+        try:
+            self._apply_deadlock_timeout(pending._sent_deadlock_timeout)
+            results = execute_results(self.connection, pending.sql)
+        finally:
+            self._running = None
+            self._after_statement()
+        failed = [result.error for result in results if result.error is not None]
+        for error in failed:
+            self._context.timeline.record(
+                self.name, "error", pending.sql, detail=error.message, sqlstate=error.sqlstate
+            )
+        if not failed:
+            self._context.timeline.record(self.name, "done", pending.sql)
+        return results
 
     def _apply_deadlock_timeout(self, wanted: str | None) -> None:
         from psycopg.pq import TransactionStatus

@@ -1,0 +1,16 @@
+"""Keys under which pytest-pglocks keeps its state on pytest's config and items."""
+
+from __future__ import annotations
+
+import pytest
+
+from ._context import TestContext
+from ._run import Run
+from .handle import Pglocks
+
+RUN_KEY = pytest.StashKey[Run]()
+CALL_FAILED_KEY = pytest.StashKey[bool]()
+HANDLE_KEY = pytest.StashKey[Pglocks]()
+CONTEXT_KEY = pytest.StashKey[TestContext]()
+# user_properties entry of a spec item that wrote its expected output.
+WROTE_PROPERTY = "pglocks_wrote_expected"

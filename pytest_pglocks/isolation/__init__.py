@@ -1,0 +1,21 @@
+"""PostgreSQL isolation-tester specs: parser, runner and expected outputs (CLI, pytest, API)."""
+
+from __future__ import annotations
+
+from ._expected import compare, expected_files
+from ._runner import PermutationOutcome, SpecOutcome, SpecRunner, StepFact, run_spec
+from ._spec import Spec, SpecError, parse, parse_file
+
+__all__ = [
+    "PermutationOutcome",
+    "Spec",
+    "SpecError",
+    "SpecOutcome",
+    "SpecRunner",
+    "StepFact",
+    "compare",
+    "expected_files",
+    "parse",
+    "parse_file",
+    "run_spec",
+]

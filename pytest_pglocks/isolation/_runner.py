@@ -1,0 +1,476 @@
+"""Running a spec with the isolation tester's semantics, on pglocks sessions.
+
+One control connection plus one session per spec session, kept for the whole file. Each
+permutation: global setup on the control connection, session setups, then the steps: a step is
+sent and reported completed, or ``<waiting ...>`` when the server says it is blocked by another
+session of the spec (the test pglocks' assertions use); waiting steps are re-examined after
+every later step in the order they started waiting; a step for a session still waiting first
+waits for it. The output is byte for byte the isolation tester's (PostgreSQL 14 and later), as
+``pg_regress`` records it (standard error included); the facts (who waited for whom, errors)
+come with it as data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._context import TestContext, poll_gaps
+from .._execute import ErrorFields, Result, execute_results
+from ._spec import PermutationStep, Spec, Step
+from ._table import format_table
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ..session import Pending, Session
+
+__all__ = ["PermutationOutcome", "SpecOutcome", "SpecRunner", "StepFact"]
+
+DEADLOCK_DETECTED = "40P01"
+
+
+@dataclass
+class StepFact:
+    """What happened to one step of a permutation."""
+
+    step: str
+    session: str
+    waited: bool = False
+    blocked_by: tuple[str, ...] = ()
+    errors: tuple[ErrorFields, ...] = ()
+
+    @property
+    def sqlstates(self) -> tuple[str, ...]:
+        return tuple(error.sqlstate or "" for error in self.errors)
+
+    def describe(self) -> str:
+        """``s2u waited for s1; ERROR 40P01 deadlock detected``."""
+        parts = [self.step]
+        if self.blocked_by:
+            parts.append(f"waited for {', '.join(self.blocked_by)}")
+        elif self.waited:
+            parts.append("reported waiting")
+        for error in self.errors:
+            parts.append(f"{error.severity} {error.sqlstate}: {error.message}")
+        return " ".join(parts[:1]) + (": " + "; ".join(parts[1:]) if len(parts) > 1 else "")
+
+
+@dataclass
+class PermutationOutcome:
+    """One permutation's output section and the facts of its steps."""
+
+    steps: tuple[PermutationStep, ...]
+    output: str = ""
+    facts: list[StepFact] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return " ".join(step.name for step in self.steps)
+
+    def deadlocks(self) -> list[StepFact]:
+        return [fact for fact in self.facts if DEADLOCK_DETECTED in fact.sqlstates]
+
+
+@dataclass
+class SpecOutcome:
+    """The whole output of a spec, per permutation, and why it stopped early if it did."""
+
+    spec: Spec
+    preamble: str = ""
+    permutations: list[PermutationOutcome] = field(default_factory=list)
+    failure: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def output(self) -> str:
+        return self.preamble + "".join(p.output for p in self.permutations) + (self.failure or "")
+
+    def facts(self) -> str:
+        """The blocked steps and errors of every permutation, one line each."""
+        lines = []
+        for number, permutation in enumerate(self.permutations, 1):
+            notable = [f for f in permutation.facts if f.waited or f.errors]
+            lines.append(f"permutation {number}: {permutation.title}")
+            lines += [f"  {fact.describe()}" for fact in notable] or ["  no step waited or failed"]
+        return "\n".join(lines)
+
+
+class Fatal(Exception):
+    """Where the isolation tester exits: setup failed, a step timed out, steps block forever."""
+
+
+@dataclass
+class Active:
+    """A step that was sent and is not reported completed yet."""
+
+    pstep: PermutationStep
+    step: Step
+    session: Session
+    pending: Pending
+    fact: StepFact
+    target_notices: dict[str, int] = field(default_factory=dict)
+
+
+def regress_options(superuser: bool) -> str:
+    """The settings of PostgreSQL's regression driver, as libpq ``options``."""
+    settings = {
+        "DateStyle": "Postgres, MDY",
+        "IntervalStyle": "postgres_verbose",
+        "TimeZone": "America/Los_Angeles",
+        "lc_monetary": "C",
+        "lc_numeric": "C",
+        "lc_time": "C",
+    }
+    if superuser:  # lc_messages may only be set by a superuser
+        settings["lc_messages"] = "C"
+    return " ".join(
+        f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings.items()
+    )
+
+
+class SpecRunner:
+    """Runs one parsed spec against a database through a pglocks test context."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        context: TestContext,
+        *,
+        superuser: bool,
+        step_timeout: float,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.context = context
+        self.superuser = superuser
+        self.step_timeout = step_timeout
+        self.echo = echo
+        self.outcome = SpecOutcome(spec)
+        self._section: list[str] = []
+        self._control: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._sessions: dict[str, Session] = {}
+        self._active: dict[str, Active | None] = {}
+        self._notices: dict[str, list[str]] = {}
+        self._notice_counts: dict[str, int] = {}
+        self._notifies: dict[str, list[Any]] = {}
+        self._new_notice = False
+
+    # output
+
+    def out(self, text: str) -> None:
+        self._section.append(text)
+        if self.echo is not None:
+            self.echo(text)
+
+    def _take_section(self) -> str:
+        text = "".join(self._section)
+        self._section.clear()
+        return text
+
+    # the run
+
+    def run(self) -> SpecOutcome:
+        """Run every permutation; the outcome holds the output and the facts."""
+        started = time.monotonic()
+        try:
+            for warning in self.spec.warnings:
+                self.out(warning + "\n")
+            self.out(f"Parsed test spec with {len(self.spec.sessions)} sessions\n")
+            self._connect()
+            self.outcome.preamble = self._take_section()
+            for steps in self.spec.runs():
+                permutation = PermutationOutcome(steps)
+                self.outcome.permutations.append(permutation)
+                try:
+                    self._permutation(permutation)
+                finally:
+                    permutation.output = self._take_section()
+        except Fatal as exc:
+            self.out(str(exc))
+            self.outcome.failure = self._take_section()
+        finally:
+            self.outcome.seconds = time.monotonic() - started
+            self.close()
+        return self.outcome
+
+    def close(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+
+    def _connect(self) -> None:
+        import psycopg
+
+        options = regress_options(self.superuser)
+        prefix = f"isolation/{self.spec.name}"
+        self._control = psycopg.connect(
+            self.context.dsn,
+            autocommit=True,
+            application_name=f"{prefix}/control connection",
+            options=options,
+        )
+        for spec_session in self.spec.sessions:
+            name = spec_session.name
+            session = self.context.new_session(
+                name, {"application_name": f"{prefix}/{name}", "options": options}, managed=False
+            )
+            self._sessions[name] = session
+            self._active[name] = None
+            self._notices[name] = []
+            self._notice_counts[name] = 0
+            self._notifies[name] = []
+            session.connection.add_notice_handler(self._notice_handler(name))
+            session.connection.add_notify_handler(self._notifies[name].append)
+
+    def _notice_handler(self, name: str) -> Callable[[Any], None]:
+        def on_notice(diagnostic: Any) -> None:
+            fields = ErrorFields(
+                diagnostic.severity or "",
+                diagnostic.message_primary or "",
+                detail=diagnostic.message_detail,
+                hint=diagnostic.message_hint,
+            )
+            self._notices[name].append(fields.libpq_text())
+            self._notice_counts[name] += 1
+            self._new_notice = True
+            self.context.timeline.notify()
+
+        return on_notice
+
+    def _flush_notices(self, name: str) -> None:
+        """Print what a session's connection received, as libpq does when it is read."""
+        pending, self._notices[name] = self._notices[name], []
+        for text in pending:
+            self.out(f"{name}: {text}")
+
+    # one permutation
+
+    def _permutation(self, permutation: PermutationOutcome) -> None:
+        self.out(f"\nstarting permutation: {permutation.title}\n")
+        for sql in self.spec.setup:
+            self._run_control(sql, "setup failed: ", fatal=True)
+        for spec_session in self.spec.sessions:
+            if spec_session.setup is not None:
+                self._run_session(
+                    spec_session.name,
+                    spec_session.setup,
+                    f"setup of session {spec_session.name} failed: ",
+                    fatal=True,
+                )
+        steps = self.spec.steps()
+        waiting: list[Active] = []
+        for pstep in permutation.steps:
+            step = steps[pstep.name]
+            if self._active[step.session] is not None:
+                waiting = self._wait_for_session(step.session, waiting)
+            active = self._send(pstep, step)
+            permutation.facts.append(active.fact)
+            must_wait = self._try_complete(active, nonblock=True, retry=False)
+            waiting = self._try_complete_all(waiting, nonblock=True)
+            if must_wait:
+                waiting.append(active)
+        waiting = self._try_complete_all(waiting, nonblock=False)
+        if waiting:
+            raise Fatal("failed to complete permutation due to mutually-blocking steps\n")
+        for spec_session in self.spec.sessions:
+            if spec_session.teardown is not None:
+                self._run_session(
+                    spec_session.name,
+                    spec_session.teardown,
+                    f"teardown of session {spec_session.name} failed: ",
+                    fatal=False,
+                )
+        if self.spec.teardown is not None:
+            self._run_control(self.spec.teardown, "teardown failed: ", fatal=False)
+
+    def _send(self, pstep: PermutationStep, step: Step) -> Active:
+        session = self._sessions[step.session]
+        pending = session._send(step.sql, None, f"step {step.name}", results=True)
+        active = Active(pstep, step, session, pending, StepFact(step.name, step.session))
+        for blocker in pstep.blockers:
+            if blocker.kind == "notices":
+                other = self.spec.steps()[blocker.step or ""].session
+                active.target_notices[other] = blocker.notices + self._notice_counts[other]
+        self._active[step.session] = active
+        return active
+
+    def _wait_for_session(self, name: str, waiting: list[Active]) -> list[Active]:
+        """A step for a session still busy with an earlier one: wait for that one first."""
+        started = time.monotonic()
+        while (old := self._active[name]) is not None:
+            if not self._try_complete(old, nonblock=False, retry=True):
+                waiting = [a for a in waiting if a is not old]
+            waiting = self._try_complete_all(waiting, nonblock=True)
+            if self._active[name] is not None and (
+                time.monotonic() - started > 2 * self.step_timeout
+            ):
+                active = " ".join(a.step.name for a in self._active.values() if a is not None)
+                raise Fatal(
+                    f"step {old.step.name} timed out after {int(time.monotonic() - started)} "
+                    f"seconds\nactive steps are: {active}\n"
+                )
+        return waiting
+
+    def _try_complete_all(self, waiting: list[Active], *, nonblock: bool) -> list[Active]:
+        """Re-examine waiting steps in the order they started waiting; those still waiting."""
+        while True:
+            self._new_notice = False
+            before = len(waiting)
+            have_blocker = False
+            still = []
+            for active in waiting:
+                if self._try_complete(active, nonblock=nonblock, retry=True):
+                    have_blocker = have_blocker or bool(active.pstep.blockers)
+                    still.append(active)
+            waiting = still
+            # A completion or a notice may have satisfied another step's blocker: look again.
+            if not (have_blocker and (len(waiting) < before or self._new_notice)):
+                return waiting
+
+    def _try_complete(self, active: Active, *, nonblock: bool, retry: bool) -> bool:
+        """Report ``active`` completed (False) or still waiting (True); see try_complete_step."""
+        step, pending = active.step, active.pending
+        if not retry and any(blocker.kind == "once" for blocker in active.pstep.blockers):
+            self._flush_notices(step.session)
+            self.out(f"step {step.name}: {step.sql} <waiting ...>\n")
+            self._note_wait(active, blocked_by=())
+            return True
+        if self._await(active, nonblock=nonblock):
+            self._flush_notices(step.session)
+            if not retry:
+                self.out(f"step {step.name}: {step.sql} <waiting ...>\n")
+            return True
+        if self._has_blocker(active):
+            self._flush_notices(step.session)
+            if not retry:
+                self.out(f"step {step.name}: {step.sql} <waiting ...>\n")
+                self._note_wait(active, blocked_by=())
+            return True
+        self._flush_notices(step.session)
+        if retry:
+            self.out(f"step {step.name}: <... completed>\n")
+        else:
+            self.out(f"step {step.name}: {step.sql}\n")
+        results = pending._results()
+        self._print_results(results)
+        self._print_notifies(step.session)
+        active.fact.errors = tuple(r.error for r in results if r.error is not None)
+        self._active[step.session] = None
+        return False
+
+    def _await(self, active: Active, *, nonblock: bool) -> bool:
+        """Wait until the statement ends (False) or, with ``nonblock``, is blocked (True)."""
+        pending = active.pending
+        started = time.monotonic()
+        cancelled = False
+        for gap in poll_gaps():
+            if pending._finished.wait(gap):
+                return False
+            if nonblock and self.context.is_blocked(pending):
+                if pending.done():
+                    return False
+                if not active.fact.waited:
+                    self._note_wait(active, blocked_by=self._blockers(pending))
+                return True
+            elapsed = time.monotonic() - started
+            if elapsed > self.step_timeout and not cancelled:
+                active.session.connection.cancel_safe()
+                self.out(
+                    f"isolationtester: canceling step {active.step.name} after "
+                    f"{int(elapsed)} seconds\n"
+                )
+                cancelled = True
+            if elapsed > 2 * self.step_timeout:
+                raise Fatal(f"step {active.step.name} timed out after {int(elapsed)} seconds\n")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _blockers(self, pending: Pending) -> tuple[str, ...]:
+        graph = self.context.graph()
+        names = graph.snapshot.names
+        return tuple(
+            sorted(names.get(pid, f"pid {pid}") for pid in set(graph.blockers(pending.session.pid)))
+        )
+
+    def _note_wait(self, active: Active, blocked_by: tuple[str, ...]) -> None:
+        active.fact.waited = True
+        active.fact.blocked_by = blocked_by
+
+    def _has_blocker(self, active: Active) -> bool:
+        """A finished step is not reported completed while one of its blockers holds."""
+        for blocker in active.pstep.blockers:
+            if blocker.kind == "step":
+                other = self.spec.steps()[blocker.step or ""]
+                running = self._active[other.session]
+                if running is not None and running.step.name == other.name:
+                    return True
+            elif blocker.kind == "notices":
+                other_session = self.spec.steps()[blocker.step or ""].session
+                if self._notice_counts[other_session] < active.target_notices[other_session]:
+                    return True
+        return False
+
+    # printing
+
+    def _print_results(self, results: Iterable[Result]) -> None:
+        for result in results:
+            if result.error is not None:
+                error = result.error
+                if error.severity:
+                    self.out(f"{error.severity}:  {error.message}\n")
+                else:
+                    self.out(f"{error.message}\n")
+            elif result.tuples:
+                self.out(format_table(result.names, result.rows).decode("utf-8", "replace"))
+
+    def _print_notifies(self, name: str) -> None:
+        pids = {session.pid: session_name for session_name, session in self._sessions.items()}
+        notifies, self._notifies[name] = self._notifies[name], []
+        for notify in notifies:
+            sender = pids.get(notify.pid, f"PID {notify.pid}")
+            self.out(
+                f'{name}: NOTIFY "{notify.channel}" with payload "{notify.payload}" from {sender}\n'
+            )
+
+    # setup and teardown blocks
+
+    def _run_control(self, sql: str, failure: str, *, fatal: bool) -> None:
+        assert self._control is not None
+        self._finish_block(execute_results(self._control, sql), failure, fatal=fatal, name=None)
+
+    def _run_session(self, name: str, sql: str, failure: str, *, fatal: bool) -> None:
+        pending = self._sessions[name]._send(sql, None, "setup", results=True)
+        if not pending._finished.wait(self.step_timeout):
+            pending._cancel(self.step_timeout)
+            raise Fatal(f"{failure}ERROR:  did not finish within {self.step_timeout:g} s\n")
+        self._finish_block(pending._results(), failure, fatal=fatal, name=name)
+
+    def _finish_block(
+        self, results: list[Result], failure: str, *, fatal: bool, name: str | None
+    ) -> None:
+        """``PQexec``'s view of a block: its error if any, else its last result."""
+        if name is not None:
+            self._flush_notices(name)
+        error = next((r.error for r in results if r.error is not None), None)
+        if error is not None:
+            message = failure + error.libpq_text()
+            if fatal:
+                raise Fatal(message)
+            self.out(message)
+            return
+        if results and results[-1].tuples:
+            self.out(format_table(results[-1].names, results[-1].rows).decode("utf-8", "replace"))
+
+
+def run_spec(
+    spec: Spec,
+    context: TestContext,
+    *,
+    superuser: bool,
+    timeout: float,
+    echo: Callable[[str], None] | None = None,
+) -> SpecOutcome:
+    """Run ``spec`` with sessions of ``context`` (which the caller closes)."""
+    return SpecRunner(spec, context, superuser=superuser, step_timeout=timeout, echo=echo).run()

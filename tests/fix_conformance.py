@@ -1,0 +1,32 @@
+"""Summing up the conformance tests: matched/total on this run's server, and their time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_pglocks._keys import RUN_KEY
+
+_results: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    properties = dict(report.user_properties)
+    if "conformance" in properties:
+        _results.append((properties["conformance"], float(properties["conformance_seconds"])))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if not _results or hasattr(config, "workerinput"):
+        return
+    matched = sum(1 for verdict, _ in _results if verdict == "match")
+    seconds = sum(seconds for _, seconds in _results)
+    server = config.stash[RUN_KEY].recorded_server()
+    version = f"PostgreSQL {server.version}" if server else "the run's server"
+    terminalreporter.write_line(
+        f"conformance: {matched}/{len(_results)} isolation specs match PostgreSQL's expected "
+        f"output on {version} ({seconds:.2f} s of spec runs)"
+    )
