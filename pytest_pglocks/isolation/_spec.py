@@ -58,6 +58,7 @@ class Step:
     sql: str
     session: str
     line: int
+    column: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -68,6 +69,8 @@ class Session:
     steps: list[Step]
     setup: str | None = None
     teardown: str | None = None
+    line: int = field(default=0, compare=False)
+    column: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Blocker:
     kind: Literal["once", "step", "notices"]
     step: str | None = None
     notices: int = 0
+    line: int = field(default=0, compare=False)
+    column: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         if self.kind == "once":
@@ -90,6 +95,8 @@ class PermutationStep:
 
     name: str
     blockers: tuple[Blocker, ...] = ()
+    line: int = field(default=0, compare=False)
+    column: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         if not self.blockers:
@@ -200,7 +207,7 @@ def tokens(text: str, path: str) -> Iterator[Token]:
                 line += newlines
                 line_start = text.rfind("\n", pos, end) + 1
             pos = end + 1
-        elif char.isdigit():
+        elif "0" <= char <= "9":
             match = re.match(r"[0-9]+", text[pos:])
             assert match is not None
             yield Token("integer", match[0], line, column)
@@ -300,7 +307,8 @@ class Parser:
 
     def session(self) -> Session:
         self.take("session", "'session'")
-        name = self.take("identifier", "a session name after 'session'").text
+        name_token = self.take("identifier", "a session name after 'session'")
+        name = name_token.text
         setup = None
         if self.accept("setup"):
             setup = self.take("sql", "a { sql } block after 'setup'").text
@@ -309,38 +317,38 @@ class Parser:
             self._pos += 1
             step_name = self.take("identifier", "a step name after 'step'")
             sql = self.take("sql", f"a {{ sql }} block for step {step_name.text!r}").text
-            steps.append(Step(step_name.text, sql, name, step_name.line))
+            steps.append(Step(step_name.text, sql, name, step_name.line, step_name.column))
         if not steps:
             raise self.unexpected(f"'step' (session {name!r} needs at least one step)")
         teardown = None
         if self.accept("teardown"):
             teardown = self.take("sql", "a { sql } block after 'teardown'").text
-        return Session(name, steps, setup, teardown)
+        return Session(name, steps, setup, teardown, name_token.line, name_token.column)
 
     def permutation(self) -> tuple[PermutationStep, ...]:
         self.take("permutation", "'permutation'")
         steps = []
         while self.token.kind == "identifier":
-            name = self.take("identifier", "a step name").text
+            name = self.take("identifier", "a step name")
             blockers: list[Blocker] = []
             if self.accept("("):
                 blockers.append(self.blocker())
                 while self.accept(","):
                     blockers.append(self.blocker())
                 self.take(")", "',' or ')' in the blocker list")
-            steps.append(PermutationStep(name, tuple(blockers)))
+            steps.append(PermutationStep(name.text, tuple(blockers), name.line, name.column))
         if not steps:
             raise self.unexpected("a step name after 'permutation'")
         return tuple(steps)
 
     def blocker(self) -> Blocker:
-        if self.accept("*"):
-            return Blocker("once")
-        step = self.take("identifier", "'*' or a step name in the blocker list").text
+        if star := self.accept("*"):
+            return Blocker("once", line=star.line, column=star.column)
+        step = self.take("identifier", "'*' or a step name in the blocker list")
         if self.accept("notices"):
             count = self.take("integer", "a number after 'notices'")
-            return Blocker("notices", step, int(count.text))
-        return Blocker("step", step)
+            return Blocker("notices", step.text, int(count.text), step.line, step.column)
+        return Blocker("step", step.text, line=step.line, column=step.column)
 
 
 def parse(text: str, path: str = "<spec>") -> Spec:
@@ -358,32 +366,29 @@ def parse_file(path: str | Path) -> Spec:
 
 def _check(spec: Spec, parser: Parser) -> None:
     """``check_testspec()``: unique steps, known steps and blockers, unused-step warnings."""
+
+    def error(message: str, line: int, column: int) -> SpecError:
+        return SpecError(message, spec.path, line, column, parser.lines[line - 1])
+
     seen: dict[str, Step] = {}
     session_names: set[str] = set()
     for session in spec.sessions:
-        if session.name in session_names:
-            raise SpecError(f"duplicate session name: {session.name}", spec.path, 0, 0)
+        if session.name in session_names:  # stricter than the tester: names must be unique
+            raise error(f"duplicate session name: {session.name}", session.line, session.column)
         session_names.add(session.name)
         for step in session.steps:
             if step.name in seen:
-                raise SpecError(
-                    f"duplicate step name: {step.name}",
-                    spec.path,
-                    step.line,
-                    1,
-                    parser.lines[step.line - 1],
-                )
+                raise error(f"duplicate step name: {step.name}", step.line, step.column)
             seen[step.name] = step
     used: set[str] = set()
     for permutation in spec.permutations:
         names = {pstep.name for pstep in permutation}
         for pstep in permutation:
             if pstep.name not in seen:
-                raise _permutation_error(
-                    spec,
-                    parser,
+                raise error(
                     f'undefined step "{pstep.name}" specified in permutation',
-                    pstep.name,
+                    pstep.line,
+                    pstep.column,
                 )
             used.add(pstep.name)
         for pstep in permutation:
@@ -391,35 +396,17 @@ def _check(spec: Spec, parser: Parser) -> None:
                 if blocker.step is None:
                     continue
                 if blocker.step not in names:
-                    raise _permutation_error(
-                        spec,
-                        parser,
+                    raise error(
                         f'undefined blocking step "{blocker.step}" referenced in permutation '
                         f'step "{pstep.name}"',
-                        blocker.step,
+                        blocker.line,
+                        blocker.column,
                     )
                 if seen[blocker.step].session == seen[pstep.name].session:
-                    raise _permutation_error(
-                        spec,
-                        parser,
+                    raise error(
                         f'permutation step "{pstep.name}" cannot block on its own session',
-                        pstep.name,
+                        blocker.line,
+                        blocker.column,
                     )
     if spec.permutations:
         spec.warnings = [f"unused step name: {name}" for name in sorted(seen) if name not in used]
-
-
-def _permutation_error(spec: Spec, parser: Parser, message: str, name: str) -> SpecError:
-    """An error about a name in a permutation line, pointing at its first use there."""
-    for token in parser._tokens:
-        if token.kind == "identifier" and token.text == name and _in_permutation(parser, token):
-            return parser.error(message, token)
-    return SpecError(message, spec.path, 0, 0)
-
-
-def _in_permutation(parser: Parser, token: Token) -> bool:
-    index = parser._tokens.index(token)
-    for earlier in reversed(parser._tokens[:index]):
-        if earlier.kind in ("permutation", "session", "step", "setup", "teardown"):
-            return earlier.kind == "permutation"
-    return False
