@@ -76,9 +76,15 @@ def isolation(args: argparse.Namespace) -> int:
     for path in args.expected or ():
         if not path.is_file():
             raise errors.PglocksError(errors.EXPECTED_NOT_FOUND.format(path=path))
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            why = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+            raise errors.PglocksError(errors.EXPECTED_NOT_UTF8.format(path=path, why=why)) from None
     spec = parse_file(args.spec)
     given = {"pg": args.pg, "dsn": args.dsn, "timeout": args.timeout}
-    settings = Settings.resolve(lambda option: given.get(option.name))
+    flags = {name: f"--{name}" for name in given}
+    settings = Settings.resolve(lambda option: given.get(option.name), flags=flags)
     run = Run(settings, run_id=new_run_id(), owner_pid=os.getpid(), worker_id=None)
     try:
         server = run.server(lambda line: print(line, file=sys.stderr, flush=True))

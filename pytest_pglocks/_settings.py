@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -215,12 +215,13 @@ def add_options(parser: pytest.Parser) -> None:
             parser.addini(option.ini_key, help=option.help, default=None)
 
 
-def resolve(option: Option, cli_value: Any, ini_value: Any) -> Setting[Any]:
+def resolve(option: Option, cli_value: Any, ini_value: Any, cli_flag: str = "") -> Setting[Any]:
     """The value of one option: command line > environment > ini > default."""
     if cli_value is not None:
+        flag = cli_flag or option.cli
         if option.flag:
-            return Setting(bool(cli_value), option.cli)
-        return Setting(option.parse(str(cli_value), option.cli), option.cli)
+            return Setting(bool(cli_value), flag)
+        return Setting(option.parse(str(cli_value), flag), flag)
     env_value = os.environ.get(option.env)
     if env_value is not None and env_value != "":
         return Setting(option.parse(env_value, option.env), option.env)
@@ -262,10 +263,18 @@ class Settings:
 
     @classmethod
     def resolve(
-        cls, cli: Callable[[Option], Any], ini: Callable[[Option], Any] = lambda option: None
+        cls,
+        cli: Callable[[Option], Any],
+        ini: Callable[[Option], Any] = lambda option: None,
+        flags: Mapping[str, str] | None = None,
     ) -> Settings:
-        """Settings from command-line values, the environment, ini values and defaults."""
-        values = {option.name: resolve(option, cli(option), ini(option)) for option in OPTIONS}
+        """Settings from command-line values (named ``flags[option]`` in messages), the
+        environment, ini values and defaults."""
+        flags = flags or {}
+        values = {
+            option.name: resolve(option, cli(option), ini(option), flags.get(option.name, ""))
+            for option in OPTIONS
+        }
         if values["cache_dir"].value is None:
             values["cache_dir"] = Setting(default_cache_dir(), "default")
         settings = cls(**values)

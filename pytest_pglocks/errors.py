@@ -81,7 +81,7 @@ BAD_INTERVAL = (
 )
 BAD_BOOL = "{value!r} (from {source}) is not a yes/no value; use 1, true, yes, 0, false or no"
 DSN_AND_PG = (
-    "--pglocks-dsn (from {dsn_source}) and --pglocks-pg (from {pg_source}) were both given; "
+    "A DSN ({dsn_source}) and a version ({pg_source}) were both given; "
     "a DSN names an existing server whose version is fixed, so drop one of them"
 )
 BINDIR_UNUSABLE = (
@@ -130,16 +130,16 @@ NO_RUN_AS_USER = (
     "non-root user"
 )
 DSN_UNSUPPORTED_VERSION = (
-    "The server of --pglocks-dsn (from {source}) is PostgreSQL {version}; pytest-pglocks "
-    "supports 14 to 18. Point --pglocks-dsn at a supported server or drop it"
+    "The server given by {source} is PostgreSQL {version}; pytest-pglocks "
+    "supports 14 to 18. Point {source} at a supported server or drop it"
 )
 DSN_UNREACHABLE = (
-    "Cannot connect to the server of --pglocks-dsn (from {source}): {why}. Check that the "
-    "server runs and accepts this conninfo (psql '{dsn}'), or drop --pglocks-dsn to let "
+    "Cannot connect to the server given by {source}: {why}. Check that the "
+    "server runs and accepts this conninfo (psql '{dsn}'), or drop {source} to let "
     "pytest-pglocks start its own server"
 )
 DSN_NO_CREATEDB = (
-    "The role {role!r} of --pglocks-dsn (from {source}) may not create databases; "
+    "The role {role!r} of the server given by {source} may not create databases; "
     "pytest-pglocks clones a database for every test. Grant it: ALTER ROLE {role} CREATEDB"
 )
 
@@ -229,3 +229,4 @@ BAD_DIRECTIVE = (
 )
 SPEC_NOT_FOUND = "{path}: no such spec file"
 EXPECTED_NOT_FOUND = "{path}: no such expected-output file"
+EXPECTED_NOT_UTF8 = "{path}: not UTF-8 text ({why}); expected outputs are UTF-8"

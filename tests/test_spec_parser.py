@@ -186,7 +186,7 @@ def test_comments_anywhere_and_directives() -> None:
         "# at the end, without a newline"
     )
 
-    assert spec.directives == ["no_deadlock", "slow"]
+    assert [(d.text, d.line) for d in spec.directives] == [("no_deadlock", 1), ("slow", 5)]
     assert spec.setup == ["SELECT 0;"]
     assert [s.name for s in spec.sessions] == ["s1", "s2"]
     assert names(spec.permutations) == [["a"], ["b", "a"]]

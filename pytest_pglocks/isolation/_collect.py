@@ -38,9 +38,8 @@ class SpecFile(pytest.File):
 def directive_marks(spec: Spec, path: Path) -> list[pytest.MarkDecorator]:
     """Markers from ``# pglocks: no_deadlock, min_version=16`` lines."""
     marks: list[pytest.MarkDecorator] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for text in spec.directives:
-        line = next((n for n, source in enumerate(lines, 1) if text in source), 0)
+    for directive in spec.directives:
+        text, line = directive.text, directive.line
         settings: dict[str, str] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, sep, value = part.partition("=")

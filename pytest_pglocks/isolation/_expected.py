@@ -48,7 +48,7 @@ def compare(output: str, files: list[Path]) -> tuple[Path | None, str]:
     """The file ``output`` matches, or None and the shortest unified diff against one."""
     diffs = []
     for path in files:
-        expected = path.read_text(encoding="utf-8")
+        expected = path.read_text(encoding="utf-8", errors="replace")
         if expected == output:
             return path, ""
         diff = "".join(

@@ -12,6 +12,7 @@ come with it as data.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -437,8 +438,16 @@ class SpecRunner:
     # setup and teardown blocks
 
     def _run_control(self, sql: str, failure: str, *, fatal: bool) -> None:
-        assert self._control is not None
-        self._finish_block(execute_results(self._control, sql), failure, fatal=fatal, name=None)
+        """A block on the control connection, cancelled if it outlasts the step timeout."""
+        control = self._control
+        assert control is not None
+        watchdog = threading.Timer(self.step_timeout, control.cancel_safe)
+        watchdog.start()
+        try:
+            results = execute_results(control, sql)
+        finally:
+            watchdog.cancel()
+        self._finish_block(results, failure, fatal=fatal, name=None)
 
     def _run_session(self, name: str, sql: str, failure: str, *, fatal: bool) -> None:
         pending = self._sessions[name]._send(sql, None, "setup", results=True)

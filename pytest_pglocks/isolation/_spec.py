@@ -43,6 +43,14 @@ class SpecError(Exception):
 
 
 @dataclass(frozen=True)
+class Directive:
+    """A ``# pglocks: ...`` comment line: what it says and where."""
+
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
 class Token:
     kind: str  # a keyword, "identifier", "sql", "integer", one of ",()*", or "end"
     text: str
@@ -113,7 +121,7 @@ class Spec:
     teardown: str | None
     sessions: list[Session]
     permutations: list[tuple[PermutationStep, ...]]
-    directives: list[str] = field(default_factory=list)
+    directives: list[Directive] = field(default_factory=list)
     # "unused step name: x" lines, which the isolation tester prints before anything else.
     warnings: list[str] = field(default_factory=list)
 
@@ -239,7 +247,7 @@ class Parser:
     def __init__(self, text: str, path: str) -> None:
         self.path = path
         self.lines = text.split("\n")
-        self.directives: list[str] = []
+        self.directives: list[Directive] = []
         self._tokens = [t for t in tokens(text, path) if not self._comment(t)]
         self._pos = 0
 
@@ -248,7 +256,7 @@ class Parser:
             return False
         match = DIRECTIVE.match(token.text)
         if match:
-            self.directives.append(match[1].strip())
+            self.directives.append(Directive(match[1].strip(), token.line))
         return True
 
     @property
@@ -360,8 +368,20 @@ def parse(text: str, path: str = "<spec>") -> Spec:
 
 
 def parse_file(path: str | Path) -> Spec:
-    """Read and parse a spec file."""
-    return parse(Path(path).read_text(encoding="utf-8"), str(path))
+    """Read and parse a spec file (UTF-8)."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x}; save the spec as UTF-8",
+            str(path),
+            line,
+            column,
+        ) from None
+    return parse(text, str(path))
 
 
 def _check(spec: Spec, parser: Parser) -> None:
