@@ -10,22 +10,30 @@ from .assertions import (
     expect_deadlock,
 )
 from .errors import PglocksError, PglocksWarning, ServerError, SessionBlocked, WaitTimeout
+from .explore import Exploration, Interleaving, Outcome, Scenario
 from .handle import Pglocks
+from .isolation import SpecOutcome, StepFact
 from .monitor import LockRow, WaitGraph
 from .server import Server
 from .session import Pending, Session
 
 __all__ = [
     "DeadlockExpectation",
+    "Exploration",
+    "Interleaving",
     "LockRow",
+    "Outcome",
     "Pending",
     "Pglocks",
     "PglocksError",
     "PglocksWarning",
+    "Scenario",
     "Server",
     "ServerError",
     "Session",
     "SessionBlocked",
+    "SpecOutcome",
+    "StepFact",
     "Wait",
     "WaitGraph",
     "WaitTimeout",

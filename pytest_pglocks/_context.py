@@ -55,6 +55,7 @@ class TestSettings:
     timeout: float
     deadlock_timeout: str
     manage_deadlock_timeout: bool
+    explore_limit: int = 1000
 
 
 class TestContext:

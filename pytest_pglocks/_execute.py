@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
+    import psycopg.errors
     from psycopg import pq
 
 Rows = list[tuple[Any, ...]]
@@ -45,6 +46,17 @@ class ErrorFields:
     detail: str | None = None
     hint: str | None = None
 
+    @classmethod
+    def from_diagnostic(cls, diag: psycopg.errors.Diagnostic) -> ErrorFields:
+        """From an exception's or a notice's ``Diagnostic``."""
+        return cls(
+            diag.severity or "ERROR",
+            diag.message_primary or "",
+            sqlstate=diag.sqlstate,
+            detail=diag.message_detail,
+            hint=diag.message_hint,
+        )
+
     def libpq_text(self) -> str:
         """The message as libpq's default verbosity writes it (``PQerrorMessage``)."""
         text = f"{self.severity}:  {self.message}\n"
@@ -53,6 +65,18 @@ class ErrorFields:
         if self.hint:
             text += f"HINT:  {self.hint}\n"
         return text
+
+
+class StepConnection:
+    """What a Python step gets: its session's name and connection (on the session's thread)."""
+
+    def __init__(self, name: str, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+        self.name = name
+        self.connection = connection
+
+    def execute(self, sql: str, params: Any = None) -> Rows | None:
+        """Run SQL on the session's connection; rows of the last result, or None."""
+        return execute(self.connection, sql, params)
 
 
 def execute_results(conn: psycopg.Connection[tuple[Any, ...]], sql: str) -> list[Result]:

@@ -74,6 +74,7 @@ def settings_for(node: pytest.Item, run: Run, server: Server) -> TestSettings:
         timeout=timeout,
         deadlock_timeout=deadlock_timeout,
         manage_deadlock_timeout=server.superuser,
+        explore_limit=settings.explore_limit.value,
     )
 
 

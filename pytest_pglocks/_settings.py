@@ -102,6 +102,13 @@ def parse_interval(value: str, source: str) -> str:
     return f"{match[1]}{match[2] or 'ms'}"
 
 
+def parse_count(value: str, source: str) -> int:
+    """A positive whole number."""
+    if not re.fullmatch(r"\s*\d+\s*", value) or int(value) <= 0:
+        raise pytest.UsageError(errors.BAD_COUNT.format(value=value, source=source))
+    return int(value)
+
+
 def parse_bool(value: str, source: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -188,6 +195,14 @@ OPTIONS = (
         metavar="DURATION",
     ),
     Option(
+        "explore_limit",
+        "Most interleavings scenario.explore() runs; above it, it refuses and says what to do "
+        "(default 1000).",
+        parse_count,
+        default=1000,
+        metavar="N",
+    ),
+    Option(
         "keep",
         "Keep the database of a failing test (and its server) and print how to connect.",
         parse_bool,
@@ -251,6 +266,7 @@ class Settings:
     cache_dir: Setting[Path]
     timeout: Setting[float]
     deadlock_timeout: Setting[str]
+    explore_limit: Setting[int]
     keep: Setting[bool]
 
     @classmethod

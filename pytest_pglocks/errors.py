@@ -79,6 +79,7 @@ BAD_INTERVAL = (
     "{value!r} (from {source}) is not a duration; use a positive whole number with ms, s or "
     "min, such as 10ms"
 )
+BAD_COUNT = "{value!r} (from {source}) is not a positive whole number"
 BAD_BOOL = "{value!r} (from {source}) is not a yes/no value; use 1, true, yes, 0, false or no"
 DSN_AND_PG = (
     "A DSN ({dsn_source}) and a version ({pg_source}) were both given; "
@@ -230,3 +231,31 @@ BAD_DIRECTIVE = (
 SPEC_NOT_FOUND = "{path}: no such spec file"
 EXPECTED_NOT_FOUND = "{path}: no such expected-output file"
 EXPECTED_NOT_UTF8 = "{path}: not UTF-8 text ({why}); expected outputs are UTF-8"
+
+# Exploring interleavings
+
+SCENARIO_DUPLICATE = "scenario: a {what} named {name!r} already exists; pick another name"
+SCENARIO_EMPTY = "scenario: add sessions with scenario.session(name) and steps with .step(...)"
+SCENARIO_UNKNOWN_STEP = "scenario.run(): unknown step {name!r}; the steps are {steps}"
+SCENARIO_STOPPED = "scenario: the run of {order} stopped: {reason}\n{output}"
+EXPLORE_LIMIT = (
+    "scenario.explore(): {count} interleavings to run ({brute_force} before reduction) is more "
+    "than the limit of {limit}. Use fewer steps (a step may hold several statements that need "
+    "no interleaving between them), split the scenario, or raise the limit with limit= or "
+    "--pglocks-explore-limit"
+)
+FORBIDDEN_OUTCOME = (
+    "scenario.explore(): interleaving {index} of {run} ({order}) produced a forbidden "
+    "outcome: {outcome}{why}\n\n{report}\n\noutcomes of all {run} interleavings:\n{table}"
+)
+FORBIDDEN_RUN = "scenario.run(): {order} produced a forbidden outcome: {outcome}{why}\n\n{report}"
+CONTROL_NEEDS_EXPECTATION = (
+    "scenario.explore(control=...): a negative control needs something to violate; give "
+    "allowed= or expect= (without them, the control must deadlock)"
+)
+CONTROL_PASSED = (
+    "scenario.explore(control=...): the control variant produced no forbidden outcome in "
+    "{run} interleavings, so this exploration would pass without the fix too: it cannot "
+    "catch the bug. Make the control reproduce the bug (the schema or order before the fix), "
+    "or tighten allowed=/expect=.\ncontrol outcomes:\n{table}"
+)

@@ -14,6 +14,7 @@ from .session import Session
 if TYPE_CHECKING:
     import psycopg
 
+    from .explore import Scenario
     from .isolation import Spec, SpecOutcome
 
 __all__ = ["Pglocks"]
@@ -34,6 +35,9 @@ class Pglocks:
         self.dsn = server.conninfo(dbname)
         self._context = TestContext(self.dsn, settings)
         self._setup_conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._scenarios: list[Scenario] = []
+        # Set by the fixture from @pytest.mark.no_deadlock: explorations name the interleaving.
+        self._no_deadlock = False
 
     def __repr__(self) -> str:
         return f"<pytest_pglocks.Pglocks {self.dbname} on {self.server.describe()}>"
@@ -76,6 +80,33 @@ class Pglocks:
         limit = self._context.settings.timeout if timeout is None else timeout
         return run_spec(spec, self._context, superuser=self.server.superuser, timeout=limit)
 
+    def scenario(
+        self,
+        *,
+        setup: str | list[str] | None = None,
+        teardown: str | None = None,
+        check: str | None = None,
+    ) -> Scenario:
+        """A scenario of sessions with named steps, to run in chosen or in all orders.
+
+        ``setup`` runs before every interleaving; without ``teardown`` it runs in a fresh
+        schema each time (dropped afterwards), so every interleaving starts clean. ``check``
+        is a query whose rows join each interleaving's outcome.
+        """
+        from .explore import Scenario
+
+        scenario = Scenario(
+            self._context,
+            self.server,
+            setup=setup,
+            teardown=teardown,
+            check=check,
+            forbid_deadlocks=self._no_deadlock,
+            _ispytest=True,
+        )
+        self._scenarios.append(scenario)
+        return scenario
+
     def locks(self) -> list[LockRow]:
         """A snapshot of ``pg_locks`` rows for this test's sessions."""
         return self._context.locks()
@@ -91,6 +122,8 @@ class Pglocks:
         return f"s{number}"
 
     def _close(self) -> None:
+        for scenario in self._scenarios:
+            scenario.close()
         self._context.close()
         if self._setup_conn is not None:
             self._setup_conn.close()

@@ -163,6 +163,7 @@ def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[
     databases = run.databases(pglocks_server)
     dbname = databases.create()
     handle = Pglocks(pglocks_server, dbname, settings, _ispytest=True)
+    handle._no_deadlock = request.node.get_closest_marker("no_deadlock") is not None
     request.node.stash[HANDLE_KEY] = handle
     request.node.stash[CONTEXT_KEY] = handle._context
     _context.set_current(handle._context)

@@ -7,11 +7,13 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from ._execute import Result, Rows, execute, execute_results
+from ._execute import ErrorFields, Result, Rows, StepConnection, execute, execute_results
 from ._worker import Worker
 from .errors import PglocksError
 
@@ -212,8 +214,17 @@ class Session:
         __tracebackhide__ = True
         return self._context.await_pending(pending, timeout, call=call)
 
-    def _send(self, sql: str, params: Any, call: str, *, results: bool = False) -> Pending:
-        """Queue ``sql`` on the session's thread; ``results=True``: every result, as sent."""
+    def _send(
+        self,
+        sql: str,
+        params: Any,
+        call: str,
+        *,
+        results: bool = False,
+        function: Callable[[StepConnection], Any] | None = None,
+    ) -> Pending:
+        """Queue ``sql`` on the session's thread; ``results=True``: every result, as sent;
+        ``function``: call it with the session's connection instead (its error is a result)."""
         __tracebackhide__ = True
         where = caller_location()
         if self.busy:
@@ -231,11 +242,13 @@ class Session:
         # Decided here, in the caller's thread: an expect_deadlock block may end before the
         # session's thread starts the statement.
         pending._sent_deadlock_timeout = self._deadlock_override or self._deadlock_timeout
-        job = (
-            (lambda: self._run_results(pending))
-            if results
-            else (lambda: self._run(pending, params))
-        )
+        job: Callable[[], Any]
+        if function is not None:
+            job = partial(self._run_function, pending, function)
+        elif results:
+            job = partial(self._run_results, pending)
+        else:
+            job = partial(self._run, pending, params)
         self._worker.put(job, pending._future)
         self._last = pending
         return pending
@@ -266,10 +279,28 @@ class Session:
 
     def _run_results(self, pending: Pending) -> list[Result]:
         """Runs on the session's thread; errors are results here, recorded but not raised."""
+        return self._record_results(pending, lambda: execute_results(self.connection, pending.sql))
+
+    def _run_function(
+        self, pending: Pending, function: Callable[[StepConnection], Any]
+    ) -> list[Result]:
+        """Runs on the session's thread: a Python step; a database error is its result."""
+        import psycopg
+
+        def call() -> list[Result]:
+            try:
+                function(StepConnection(self.name, self.connection))
+            except psycopg.Error as exc:
+                return [Result(error=ErrorFields.from_diagnostic(exc.diag))]
+            return [Result()]
+
+        return self._record_results(pending, call)
+
+    def _record_results(self, pending: Pending, run: Callable[[], list[Result]]) -> list[Result]:
         self._running = pending
         try:
             self._apply_deadlock_timeout(pending._sent_deadlock_timeout)
-            results = execute_results(self.connection, pending.sql)
+            results = run()
         finally:
             self._running = None
             self._after_statement()

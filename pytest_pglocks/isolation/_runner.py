@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._context import TestContext, poll_gaps
-from .._execute import ErrorFields, Result, execute_results
+from .._execute import ErrorFields, Result, execute, execute_results
+from ..session import CHECKED_NOTICE
 from ._spec import PermutationStep, Spec, Step
 from ._table import format_table
 
@@ -42,6 +43,7 @@ class StepFact:
     waited: bool = False
     blocked_by: tuple[str, ...] = ()
     errors: tuple[ErrorFields, ...] = ()
+    graph: str = ""  # the wait-for graph when the step was first seen waiting
 
     @property
     def sqlstates(self) -> tuple[str, ...]:
@@ -66,6 +68,7 @@ class PermutationOutcome:
     steps: tuple[PermutationStep, ...]
     output: str = ""
     facts: list[StepFact] = field(default_factory=list)
+    check: list[tuple[Any, ...]] | None = None  # rows of the check query, when there is one
 
     @property
     def title(self) -> str:
@@ -101,6 +104,8 @@ class SpecOutcome:
 
 class Fatal(Exception):
     """Where the isolation tester exits: setup failed, a step timed out, steps block forever."""
+
+    partial: PermutationOutcome | None = None  # the permutation it interrupted
 
 
 @dataclass
@@ -143,12 +148,22 @@ class SpecRunner:
         superuser: bool,
         step_timeout: float,
         echo: Callable[[str], None] | None = None,
+        managed: bool = False,
+        options: str | None = None,
+        check: str | None = None,
     ) -> None:
+        """``managed``: sessions with pglocks' short ``deadlock_timeout`` and a deterministic
+        victim (the step that closes a cycle), left transactions rolled back after each
+        permutation; ``options``: libpq options instead of the regression driver's;
+        ``check``: a query run on the control connection after each permutation."""
         self.spec = spec
         self.context = context
         self.superuser = superuser
         self.step_timeout = step_timeout
         self.echo = echo
+        self.managed = managed
+        self.options = regress_options(superuser) if options is None else options
+        self.check = check
         self.outcome = SpecOutcome(spec)
         self._section: list[str] = []
         self._control: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -180,22 +195,35 @@ class SpecRunner:
             for warning in self.spec.warnings:
                 self.out(warning + "\n")
             self.out(f"Parsed test spec with {len(self.spec.sessions)} sessions\n")
-            self._connect()
+            self.start()
             self.outcome.preamble = self._take_section()
             for steps in self.spec.runs():
-                permutation = PermutationOutcome(steps)
-                self.outcome.permutations.append(permutation)
-                try:
-                    self._permutation(permutation)
-                finally:
-                    permutation.output = self._take_section()
+                self.outcome.permutations.append(self.permutation(steps))
         except Fatal as exc:
+            if exc.partial is not None:
+                self.outcome.permutations.append(exc.partial)
             self.out(str(exc))
             self.outcome.failure = self._take_section()
         finally:
             self.outcome.seconds = time.monotonic() - started
             self.close()
         return self.outcome
+
+    def start(self) -> None:
+        """Open the control connection and the sessions' connections."""
+        self._connect()
+
+    def permutation(self, steps: tuple[PermutationStep, ...]) -> PermutationOutcome:
+        """Run one permutation; a ``Fatal`` ending the run carries the permutation so far."""
+        permutation = PermutationOutcome(steps)
+        try:
+            self._permutation(permutation)
+        except Fatal as exc:
+            exc.partial = permutation
+            raise
+        finally:
+            permutation.output = self._take_section()
+        return permutation
 
     def close(self) -> None:
         if self._control is not None:
@@ -205,7 +233,7 @@ class SpecRunner:
     def _connect(self) -> None:
         import psycopg
 
-        options = regress_options(self.superuser)
+        options = self.options
         prefix = f"isolation/{self.spec.name}"
         self._control = psycopg.connect(
             self.context.dsn,
@@ -216,7 +244,9 @@ class SpecRunner:
         for spec_session in self.spec.sessions:
             name = spec_session.name
             session = self.context.new_session(
-                name, {"application_name": f"{prefix}/{name}", "options": options}, managed=False
+                name,
+                {"application_name": f"{prefix}/{name}", "options": options},
+                managed=self.managed,
             )
             self._sessions[name] = session
             self._active[name] = None
@@ -228,6 +258,8 @@ class SpecRunner:
 
     def _notice_handler(self, name: str) -> Callable[[Any], None]:
         def on_notice(diagnostic: Any) -> None:
+            if self.managed and CHECKED_NOTICE.match(diagnostic.message_primary or ""):
+                return  # pglocks' own deadlock-check signal, not the test's output
             fields = ErrorFields(
                 diagnostic.severity or "",
                 diagnostic.message_primary or "",
@@ -261,18 +293,10 @@ class SpecRunner:
                     f"setup of session {spec_session.name} failed: ",
                     fatal=True,
                 )
-        steps = self.spec.steps()
-        waiting: list[Active] = []
-        for pstep in permutation.steps:
-            step = steps[pstep.name]
-            if self._active[step.session] is not None:
-                waiting = self._wait_for_session(step.session, waiting)
-            active = self._send(pstep, step)
-            permutation.facts.append(active.fact)
-            must_wait = self._try_complete(active, nonblock=True, retry=False)
-            waiting = self._try_complete_all(waiting, nonblock=True)
-            if must_wait:
-                waiting.append(active)
+        if self.managed:
+            waiting = self._steps_deferring(permutation)
+        else:
+            waiting = self._steps_in_order(permutation)
         waiting = self._try_complete_all(waiting, nonblock=False)
         if waiting:
             raise Fatal("failed to complete permutation due to mutually-blocking steps\n")
@@ -284,12 +308,94 @@ class SpecRunner:
                     f"teardown of session {spec_session.name} failed: ",
                     fatal=False,
                 )
+        if self.managed:
+            self._end_transactions()
+        if self.check is not None:
+            assert self._control is not None
+            permutation.check = execute(self._control, self.check)
         if self.spec.teardown is not None:
             self._run_control(self.spec.teardown, "teardown failed: ", fatal=False)
 
+    def _steps_in_order(self, permutation: PermutationOutcome) -> list[Active]:
+        """The tester's rule: a step for a session still waiting first waits for it."""
+        steps = self.spec.steps()
+        waiting: list[Active] = []
+        for pstep in permutation.steps:
+            step = steps[pstep.name]
+            if self._active[step.session] is not None:
+                waiting = self._wait_for_session(step.session, waiting)
+            waiting = self._step(pstep, step, waiting, permutation)
+        return waiting
+
+    def _steps_deferring(self, permutation: PermutationOutcome) -> list[Active]:
+        """Managed sessions: a step for a session still waiting is held back, like a client
+        thread that has not returned yet, while the other sessions' steps go on."""
+        steps = self.spec.steps()
+        waiting: list[Active] = []
+        held: dict[str, list[Step]] = {name: [] for name in self._sessions}
+
+        def release() -> None:
+            nonlocal waiting
+            progress = True
+            while progress:
+                progress = False
+                for name, queue in held.items():
+                    if queue and self._active[name] is None:
+                        step = queue.pop(0)
+                        waiting = self._step(PermutationStep(step.name), step, waiting, permutation)
+                        progress = True
+
+        for pstep in permutation.steps:
+            step = steps[pstep.name]
+            if self._active[step.session] is not None or held[step.session]:
+                held[step.session].append(step)
+            else:
+                waiting = self._step(pstep, step, waiting, permutation)
+            release()
+        while any(held.values()):
+            self._await_any(waiting)
+            waiting = self._try_complete_all(waiting, nonblock=True)
+            release()
+        return waiting
+
+    def _step(
+        self,
+        pstep: PermutationStep,
+        step: Step,
+        waiting: list[Active],
+        permutation: PermutationOutcome,
+    ) -> list[Active]:
+        """Send one step, report it, re-examine the waiting ones; the steps still waiting."""
+        if self.managed:
+            self._await_deadlock_checks(waiting)
+        active = self._send(pstep, step)
+        permutation.facts.append(active.fact)
+        must_wait = self._try_complete(active, nonblock=True, retry=False)
+        waiting = self._try_complete_all(waiting, nonblock=True)
+        return [*waiting, active] if must_wait else waiting
+
+    def _await_any(self, waiting: list[Active]) -> None:
+        """Until one waiting step finishes; fails if none ever can, or at the timeout."""
+        started = time.monotonic()
+        for gap in poll_gaps():
+            finished = self.context.timeline.wait_until(
+                lambda: any(a.pending.done() for a in waiting), gap
+            )
+            if finished:
+                return
+            if time.monotonic() - started > self.step_timeout:
+                raise Fatal(
+                    f"no waiting step finished within {self.step_timeout:g} s\n"
+                    f"{self.context.graph()}\n"
+                )
+            if all(self._stuck(active) for active in waiting):
+                self._fail_if_stuck(waiting[0])
+
     def _send(self, pstep: PermutationStep, step: Step) -> Active:
         session = self._sessions[step.session]
-        pending = session._send(step.sql, None, f"step {step.name}", results=True)
+        pending = session._send(
+            step.sql, None, f"step {step.name}", results=True, function=step.function
+        )
         active = Active(pstep, step, session, pending, StepFact(step.name, step.session))
         for blocker in pstep.blockers:
             if blocker.kind == "notices":
@@ -370,11 +476,20 @@ class SpecRunner:
         for gap in poll_gaps():
             if pending._finished.wait(gap):
                 return False
+            if not nonblock and self.managed:
+                self._fail_if_stuck(active)
             if nonblock and self.context.is_blocked(pending):
                 if pending.done():
                     return False
                 if not active.fact.waited:
-                    self._note_wait(active, blocked_by=self._blockers(pending))
+                    graph = self.context.graph()
+                    blockers = graph.blockers(pending.session.pid)
+                    names = graph.snapshot.names
+                    self._note_wait(
+                        active,
+                        blocked_by=tuple(sorted({names.get(p, f"pid {p}") for p in blockers})),
+                    )
+                    active.fact.graph = str(graph)
                 return True
             elapsed = time.monotonic() - started
             if elapsed > self.step_timeout and not cancelled:
@@ -388,12 +503,53 @@ class SpecRunner:
                 raise Fatal(f"step {active.step.name} timed out after {int(elapsed)} seconds\n")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _blockers(self, pending: Pending) -> tuple[str, ...]:
-        graph = self.context.graph()
-        names = graph.snapshot.names
-        return tuple(
-            sorted(names.get(pid, f"pid {pid}") for pid in set(graph.blockers(pending.session.pid)))
+    def _stuck(self, active: Active) -> set[int]:
+        """Idle sessions the step waits for (directly or down a chain): it can never finish."""
+        if not self.context.is_blocked(active.pending):
+            return set()
+        busy = frozenset(
+            self._sessions[name].pid for name, other in self._active.items() if other is not None
         )
+        idle = self.context.graph().idle_blockers(active.session.pid, busy)
+        return set() if active.pending.done() else idle
+
+    def _fail_if_stuck(self, active: Active) -> None:
+        """Managed sessions: a step that waits for an idle session can never complete."""
+        idle = self._stuck(active)
+        if idle:
+            graph = self.context.graph()
+            names = " and ".join(sorted(graph.snapshot.name(pid) for pid in idle))
+            raise Fatal(
+                f"step {active.step.name} waits for {names}, idle in a transaction with no "
+                f"step left that could end it; add a COMMIT or ROLLBACK step to {names} "
+                f"(teardowns run only after every step has finished)\n{graph}\n"
+            )
+
+    def _await_deadlock_checks(self, waiting: list[Active]) -> None:
+        """Managed sessions: before the next step, every waiting step's deadlock check has run.
+
+        The check runs once per wait, ``deadlock_timeout`` after it began; once it has run for
+        every waiter, only the next step can find a cycle it closes: it is the victim.
+        """
+        deadline = time.monotonic() + self.step_timeout
+        for active in waiting:
+            pending = active.pending
+            while not (pending._checked.is_set() or pending._finished.is_set()):
+                if not self.context.timeline.wait_until(
+                    lambda p=pending: p._checked.is_set() or p._finished.is_set(),  # type: ignore[misc]
+                    max(0.0, deadline - time.monotonic()),
+                ):
+                    return
+
+    def _end_transactions(self) -> None:
+        """Managed sessions: roll back what the steps and teardowns left open."""
+        from psycopg.pq import TransactionStatus
+
+        for name, session in self._sessions.items():
+            if session.connection.info.transaction_status != TransactionStatus.IDLE:
+                self._run_session(
+                    name, "ROLLBACK", f"rollback of session {name} failed: ", fatal=True
+                )
 
     def _note_wait(self, active: Active, blocked_by: tuple[str, ...]) -> None:
         active.fact.waited = True

@@ -9,10 +9,10 @@ and ``"quoted"`` identifiers, ``{ sql }`` blocks with blanks trimmed inside the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 KEYWORDS = ("notices", "permutation", "session", "setup", "step", "teardown")
 # Flex takes the longest match, so "setups" is an identifier and "setup" a keyword.
@@ -67,6 +67,8 @@ class Step:
     session: str
     line: int
     column: int = field(default=0, compare=False)
+    # A Python step (scenarios): called with the session's connection instead of sending sql.
+    function: Callable[[Any], Any] | None = field(default=None, compare=False)
 
 
 @dataclass
