@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._context import TestContext, poll_gaps
 from .._execute import ErrorFields, Result, execute, execute_results
-from ..session import CHECKED_NOTICE
 from ._spec import PermutationStep, Spec, Step
 from ._table import format_table
 
@@ -258,8 +257,8 @@ class SpecRunner:
 
     def _notice_handler(self, name: str) -> Callable[[Any], None]:
         def on_notice(diagnostic: Any) -> None:
-            if self.managed and CHECKED_NOTICE.match(diagnostic.message_primary or ""):
-                return  # pglocks' own deadlock-check signal, not the test's output
+            if self.managed and diagnostic.severity_nonlocalized == "LOG":
+                return  # log_lock_waits messages pglocks asked for, not the test's output
             fields = ErrorFields(
                 diagnostic.severity or "",
                 diagnostic.message_primary or "",
