@@ -5,6 +5,9 @@ PG ?=
 ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The benchmark's own venv: pytest-postgresql, installed there, must not load in test runs.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 PG_OPT := $(if $(PG),--pglocks-pg=$(PG))
 MAJORS := 14 15 16 17 18
 
@@ -32,8 +35,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
-	$(BIN)/python -m bench $(PG_OPT)
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench $(PG_OPT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
