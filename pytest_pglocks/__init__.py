@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._execute import StepConnection
 from .assertions import (
     DeadlockExpectation,
     Wait,
@@ -10,7 +11,7 @@ from .assertions import (
     expect_deadlock,
 )
 from .errors import PglocksError, PglocksWarning, ServerError, SessionBlocked, WaitTimeout
-from .explore import Exploration, Interleaving, Outcome, Scenario
+from .explore import Exploration, Interleaving, Outcome, OutcomeGroup, Scenario
 from .handle import Pglocks
 from .isolation import SpecOutcome, StepFact
 from .monitor import LockRow, WaitGraph
@@ -23,6 +24,7 @@ __all__ = [
     "Interleaving",
     "LockRow",
     "Outcome",
+    "OutcomeGroup",
     "Pending",
     "Pglocks",
     "PglocksError",
@@ -33,6 +35,7 @@ __all__ = [
     "Session",
     "SessionBlocked",
     "SpecOutcome",
+    "StepConnection",
     "StepFact",
     "Wait",
     "WaitGraph",

@@ -45,6 +45,7 @@ class ErrorFields:
     sqlstate: str | None = None
     detail: str | None = None
     hint: str | None = None
+    text: str | None = None  # the whole message as libpq formats it, when known
 
     @classmethod
     def from_diagnostic(cls, diag: psycopg.errors.Diagnostic) -> ErrorFields:
@@ -59,6 +60,8 @@ class ErrorFields:
 
     def libpq_text(self) -> str:
         """The message as libpq's default verbosity writes it (``PQerrorMessage``)."""
+        if self.text is not None:
+            return self.text
         text = f"{self.severity}:  {self.message}\n"
         if self.detail:
             text += f"DETAIL:  {self.detail}\n"
@@ -122,4 +125,5 @@ def error_fields(res: pq.abc.PGresult, encoding: str) -> ErrorFields:
         sqlstate=field(pq.DiagnosticField.SQLSTATE),
         detail=field(pq.DiagnosticField.MESSAGE_DETAIL),
         hint=field(pq.DiagnosticField.MESSAGE_HINT),
+        text=res.error_message.decode(encoding, "replace"),
     )

@@ -235,6 +235,10 @@ EXPECTED_NOT_UTF8 = "{path}: not UTF-8 text ({why}); expected outputs are UTF-8"
 # Exploring interleavings
 
 SCENARIO_DUPLICATE = "scenario: a {what} named {name!r} already exists; pick another name"
+SCENARIO_STARTED = (
+    "scenario: cannot add the {what} {name!r} after the scenario has run; build every session "
+    "and step first (or make a new scenario)"
+)
 SCENARIO_EMPTY = "scenario: add sessions with scenario.session(name) and steps with .step(...)"
 SCENARIO_UNKNOWN_STEP = "scenario.run(): unknown step {name!r}; the steps are {steps}"
 SCENARIO_STOPPED = "scenario: the run of {order} stopped: {reason}\n{output}"
@@ -249,10 +253,6 @@ FORBIDDEN_OUTCOME = (
     "outcome: {outcome}{why}\n\n{report}\n\noutcomes of all {run} interleavings:\n{table}"
 )
 FORBIDDEN_RUN = "scenario.run(): {order} produced a forbidden outcome: {outcome}{why}\n\n{report}"
-CONTROL_NEEDS_EXPECTATION = (
-    "scenario.explore(control=...): a negative control needs something to violate; give "
-    "allowed= or expect= (without them, the control must deadlock)"
-)
 CONTROL_PASSED = (
     "scenario.explore(control=...): the control variant produced no forbidden outcome in "
     "{run} interleavings, so this exploration would pass without the fix too: it cannot "

@@ -292,6 +292,9 @@ class Session:
                 function(StepConnection(self.name, self.connection))
             except psycopg.Error as exc:
                 return [Result(error=ErrorFields.from_diagnostic(exc.diag))]
+            except Exception as exc:
+                exc.add_note(f"pglocks: raised by {pending.sql} in session {self.name}")
+                raise
             return [Result()]
 
         return self._record_results(pending, call)

@@ -75,7 +75,7 @@ class Catalog:
 
     relkinds: Mapping[str, str]  # table name -> relkind ('r', 'p', 'v', 'm', 'f', ...)
     links: Mapping[str, frozenset[str]]  # table -> tables tied to it by FKs or inheritance
-    opaque_writes: frozenset[str]  # tables with user triggers or rules
+    opaque_writes: frozenset[str]  # tables with user triggers, rules or user-function defaults
 
     def expand(self, tables: Iterable[str], writes: bool) -> Footprint:
         """The tables' footprint through links; unknown if any table is not plain."""
@@ -84,9 +84,9 @@ class Catalog:
             kind = self.relkinds.get(table)
             if kind not in ("r", "p"):  # a view, a foreign table, a table created by a step
                 return UNKNOWN
-            if writes and table in self.opaque_writes:
-                return UNKNOWN
             out |= self.links.get(table, frozenset({table}))
+        if writes and out & self.opaque_writes:  # a write may cascade to any linked table
+            return UNKNOWN
         return Footprint(frozenset(out), writes, takes_snapshot=True)
 
 
@@ -95,10 +95,18 @@ SELECT c.relname, c.relkind,
   EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
   OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid
              AND r.rulename <> '_RETURN')
+  OR EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d
+             JOIN pg_catalog.pg_depend dep ON dep.classid = 'pg_catalog.pg_attrdef'::regclass
+               AND dep.objid = d.oid AND dep.refclassid = 'pg_catalog.pg_proc'::regclass
+             JOIN pg_catalog.pg_proc p ON p.oid = dep.refobjid
+             WHERE d.adrelid = c.oid
+               AND p.pronamespace <> 'pg_catalog'::regnamespace)
 FROM pg_catalog.pg_class c
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND c.relnamespace = ANY (pg_catalog.current_schemas(false)::regnamespace[])
 """
+# Pairs of tables whose writes can affect each other: foreign keys, inheritance and
+# partitions, and column defaults drawing from one sequence.
 LINKS_QUERY = """
 SELECT a.relname, b.relname
 FROM pg_catalog.pg_constraint f
@@ -110,6 +118,19 @@ SELECT a.relname, b.relname
 FROM pg_catalog.pg_inherits i
 JOIN pg_catalog.pg_class a ON a.oid = i.inhrelid
 JOIN pg_catalog.pg_class b ON b.oid = i.inhparent
+UNION ALL
+SELECT a.relname, b.relname
+FROM (SELECT d.adrelid AS rel, dep.refobjid AS seq
+      FROM pg_catalog.pg_attrdef d
+      JOIN pg_catalog.pg_depend dep ON dep.classid = 'pg_catalog.pg_attrdef'::regclass
+        AND dep.objid = d.oid AND dep.refclassid = 'pg_catalog.pg_class'::regclass) x
+JOIN (SELECT d.adrelid AS rel, dep.refobjid AS seq
+      FROM pg_catalog.pg_attrdef d
+      JOIN pg_catalog.pg_depend dep ON dep.classid = 'pg_catalog.pg_attrdef'::regclass
+        AND dep.objid = d.oid AND dep.refclassid = 'pg_catalog.pg_class'::regclass) y
+  ON x.seq = y.seq AND x.rel <> y.rel
+JOIN pg_catalog.pg_class a ON a.oid = x.rel
+JOIN pg_catalog.pg_class b ON b.oid = y.rel
 """
 
 
@@ -128,10 +149,11 @@ def read_catalog(run: Callable[[str], list[tuple[Any, ...]]]) -> Catalog:
 
 def statements(sql: str) -> list[str]:
     """The statements of a step, split where sqlglot's tokenizer sees semicolons."""
-    from sqlglot import Tokenizer, TokenType
+    from sqlglot import TokenType
+    from sqlglot.dialects.dialect import Dialect
 
     try:
-        tokens = Tokenizer(dialect="postgres").tokenize(sql)
+        tokens = Dialect.get_or_raise("postgres").tokenizer_class().tokenize(sql)
     except Exception:
         return [sql]
     out, start = [], 0
@@ -152,6 +174,10 @@ def statement_footprint(sql: str, catalog: Catalog) -> Footprint:
     keyword = words[0] if words else ""
     if keyword == "PREPARE" and words[1:2] != ["TRANSACTION"]:
         return NOTHING  # a prepared statement's definition; EXECUTE is what runs it
+    if keyword in ("COMMIT", "ROLLBACK") and words[1:2] == ["PREPARED"]:
+        return UNKNOWN  # ends another, prepared, transaction
+    if keyword == "SET" and words[1:2] == ["CONSTRAINTS"]:
+        keyword = "COMMIT"  # runs the transaction's deferred checks, like its end
     if keyword in END_KEYWORDS:
         return Footprint(frozenset(), writes=True, ends_transaction=True, takes_snapshot=True)
     if keyword in NOTHING_KEYWORDS:

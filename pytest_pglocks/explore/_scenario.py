@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._context import TestContext
-from .._execute import StepConnection, execute
+from .._execute import StepConnection
 from ..errors import PglocksError
 from ..isolation._runner import Fatal, SpecRunner
 from ..isolation._spec import PermutationStep, Session, Spec, Step
@@ -96,7 +96,7 @@ class Scenario:
         if name in self._names:
             raise PglocksError(errors.SCENARIO_DUPLICATE.format(what=what, name=name))
         if self._runner is not None:
-            raise PglocksError(f"scenario: add {what}s before the first run")
+            raise PglocksError(errors.SCENARIO_STARTED.format(what=what, name=name))
         self._names.add(name)
 
     def steps(self) -> list[str]:
@@ -199,6 +199,7 @@ class Scenario:
             permutation = runner.permutation(tuple(PermutationStep(name) for name in order))
         except Fatal as exc:
             output = exc.partial.output if exc.partial else ""
+            runner.recover()  # the next run starts clean again
             raise PglocksError(
                 errors.SCENARIO_STOPPED.format(
                     order=" ".join(order), reason=str(exc).strip(), output=output
@@ -263,15 +264,13 @@ class Scenario:
     def _read_footprints(self) -> dict[str, Footprint]:
         if self._footprints is None:
             runner = self._start()
-            control = runner._control
-            assert control is not None
             for sql in runner.spec.setup:
-                execute(control, sql)
+                runner.control_execute(sql)
             try:
-                catalog = read_catalog(lambda sql: execute(control, sql) or [])
+                catalog = read_catalog(runner.control_execute)
             finally:
                 if runner.spec.teardown is not None:
-                    execute(control, runner.spec.teardown)
+                    runner.control_execute(runner.spec.teardown)
             self._footprints = {}
             for session in self.sessions:
                 bodies = [body if isinstance(body, str) else None for _, body in session.steps]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,20 @@ class Active:
     pending: Pending
     fact: StepFact
     target_notices: dict[str, int] = field(default_factory=dict)
+
+
+def notice_text(diagnostic: Any) -> str:
+    """A notice as libpq formats it for its notice processor (DETAIL, HINT and all)."""
+    result = getattr(diagnostic, "_info", None)  # the PGresult, valid during the callback
+    message = getattr(result, "error_message", None)
+    if isinstance(message, bytes) and message:
+        return message.decode("utf-8", "replace")
+    return ErrorFields(
+        diagnostic.severity or "",
+        diagnostic.message_primary or "",
+        detail=diagnostic.message_detail,
+        hint=diagnostic.message_hint,
+    ).libpq_text()
 
 
 def regress_options(superuser: bool) -> str:
@@ -225,9 +240,14 @@ class SpecRunner:
         return permutation
 
     def close(self) -> None:
+        """Close the connections; the sessions leave the context (their events stay)."""
         if self._control is not None:
             self._control.close()
             self._control = None
+        for name, session in self._sessions.items():
+            session._close(self.step_timeout)
+            self.context.sessions.pop(name, None)
+        self._sessions.clear()
 
     def _connect(self) -> None:
         import psycopg
@@ -259,24 +279,20 @@ class SpecRunner:
         def on_notice(diagnostic: Any) -> None:
             if self.managed and diagnostic.severity_nonlocalized == "LOG":
                 return  # log_lock_waits messages pglocks asked for, not the test's output
-            fields = ErrorFields(
-                diagnostic.severity or "",
-                diagnostic.message_primary or "",
-                detail=diagnostic.message_detail,
-                hint=diagnostic.message_hint,
-            )
-            self._notices[name].append(fields.libpq_text())
-            self._notice_counts[name] += 1
-            self._new_notice = True
+            self._notices[name].append(notice_text(diagnostic))
             self.context.timeline.notify()
 
         return on_notice
 
     def _flush_notices(self, name: str) -> None:
-        """Print what a session's connection received, as libpq does when it is read."""
-        pending, self._notices[name] = self._notices[name], []
-        for text in pending:
+        """Print what a session's connection received, as libpq does when the tester reads
+        it; only then does a notice count for ``(step notices N)`` blockers."""
+        received = list(self._notices[name])
+        del self._notices[name][: len(received)]
+        for text in received:
             self.out(f"{name}: {text}")
+        self._notice_counts[name] += len(received)
+        self._new_notice = self._new_notice or bool(received)
 
     # one permutation
 
@@ -583,7 +599,8 @@ class SpecRunner:
 
     def _print_notifies(self, name: str) -> None:
         pids = {session.pid: session_name for session_name, session in self._sessions.items()}
-        notifies, self._notifies[name] = self._notifies[name], []
+        notifies = list(self._notifies[name])
+        del self._notifies[name][: len(notifies)]
         for notify in notifies:
             sender = pids.get(notify.pid, f"PID {notify.pid}")
             self.out(
@@ -594,15 +611,40 @@ class SpecRunner:
 
     def _run_control(self, sql: str, failure: str, *, fatal: bool) -> None:
         """A block on the control connection, cancelled if it outlasts the step timeout."""
-        control = self._control
-        assert control is not None
-        watchdog = threading.Timer(self.step_timeout, control.cancel_safe)
+        assert self._control is not None
+        with self._cancel_after(self._control):
+            results = execute_results(self._control, sql)
+        self._finish_block(results, failure, fatal=fatal, name=None)
+
+    def control_execute(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` on the control connection (cancelled after the step timeout)."""
+        assert self._control is not None
+        with self._cancel_after(self._control):
+            return execute(self._control, sql) or []
+
+    @contextmanager
+    def _cancel_after(self, connection: psycopg.Connection[tuple[Any, ...]]) -> Iterator[None]:
+        watchdog = threading.Timer(self.step_timeout, connection.cancel_safe)
         watchdog.start()
         try:
-            results = execute_results(control, sql)
+            yield
         finally:
             watchdog.cancel()
-        self._finish_block(results, failure, fatal=fatal, name=None)
+
+    def recover(self) -> None:
+        """After a permutation that stopped: cancel its steps, roll back, run the teardown."""
+        for name, active in self._active.items():
+            if active is not None:
+                active.pending._cancel(self.step_timeout)
+                self._active[name] = None
+        for name, session in self._sessions.items():
+            self._notices[name].clear()
+            self._notifies[name].clear()
+            if session.connection.info.transaction_status.name != "IDLE":
+                self._run_session(name, "ROLLBACK", "", fatal=False)
+        if self.spec.teardown is not None:
+            self._run_control(self.spec.teardown, "teardown failed: ", fatal=False)
+        self._take_section()
 
     def _run_session(self, name: str, sql: str, failure: str, *, fatal: bool) -> None:
         pending = self._sessions[name]._send(sql, None, "setup", results=True)
