@@ -1,4 +1,4 @@
-"""Benchmarks of pytest-pglocks (server start and stop, per-test databases): ``python -m bench``."""
+"""Benchmarks of pytest-pglocks, beside what users would otherwise use: ``python -m bench``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Figure:
-    """Several timings of one measurement, in seconds."""
+    """Several timings of one measurement, in seconds (or rates, per second)."""
 
     label: str
     samples: tuple[float, ...]
     indent: bool = False
+    rate: bool = False
 
     @property
     def median(self) -> float:
@@ -21,7 +22,8 @@ class Figure:
     def row(self) -> str:
         label = ("  ↳ " if self.indent else "") + self.label
         values = (self.median, min(self.samples), max(self.samples))
-        return f"| {label} | " + " | ".join(map(ms, values)) + f" | {len(self.samples)} |"
+        text = per_second if self.rate else ms
+        return f"| {label} | " + " | ".join(map(text, values)) + f" | {len(self.samples)} |"
 
 
 def ms(seconds: float) -> str:
@@ -32,3 +34,8 @@ def ms(seconds: float) -> str:
     if value >= 10:
         return f"{value:.1f} ms"
     return f"{value:.2f} ms"
+
+
+def per_second(rate: float) -> str:
+    """A rate for the table."""
+    return f"{rate:.0f}/s" if rate >= 10 else f"{rate:.1f}/s"

@@ -1,4 +1,4 @@
-"""``python -m bench [--pglocks-pg=N]``: time server start, stop and per-test databases.
+"""``python -m bench [--pglocks-pg=N]``: pytest-pglocks timed, side by side with the alternatives.
 
 Prints a Markdown table and writes it to bench/results/latest.md. Everything the runs create
 lives in one private temporary directory, checked empty (and every server process gone) at
@@ -8,33 +8,74 @@ the end.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import pytest
 
 from . import Figure
-from .blocking import deadlock_test, detection
+from .blocking import deadlock_test, detection, handwritten_deadlock
 from .databases import create_drop, create_file_copy
-from .server_start import PHASES, StartSample, cold_sample, pytest_run, resolve, settings_for
+from .exploring import EXAMPLE, explore_rates
+from .pytest_runs import (
+    LOCK_SUITE,
+    PGLOCKS_TESTS,
+    PYTEST_POSTGRESQL_TESTS,
+    SuiteRun,
+    pglocks_launcher,
+    pytest_postgresql_launcher,
+    suite_run,
+    write_tests,
+)
+from .server_start import PHASES, REPO, StartSample, cold_sample, pytest_run, resolve, settings_for
 from .server_start import start_stop as start_stop_in_process
+from .specs import CORPUS, run_specs
 
 if TYPE_CHECKING:
     from pytest_pglocks.server import Server
 
+STARTED = perf_counter()
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
-PYTEST_DIR = "pytest-run"
+PYTEST_DIR = "pytest-run"  # the generated test files
+PYTEST_HOME = "pytest-home"  # basetemps and timing files of the pytest runs, emptied after each
+GENERATED = {
+    "test_one.py",
+    "test_overhead_pglocks.py",
+    "test_overhead_pytest_postgresql.py",
+    "test_lock_suite.py",
+    "pytest.ini",
+    "__pycache__",
+}
+# Options giving a number of samples: (name, default, help).
+COUNTS = (
+    ("runs", 5, "samples of (a) and (b) server starts and of (e) (default 5)"),
+    ("db-runs", 30, "samples of (d) create/drop database and (h) the deadlock test (default 30)"),
+    ("latency-runs", 200, "samples of (g) blocked detection (default 200)"),
+    ("handwritten-runs", 5, "samples of (h) the hand-written deadlock test (default 5)"),
+    ("pytest-runs", 3, "pytest processes per plugin for (c) and (f) (default 3)"),
+    ("tests", 30, "tests in each of those processes, at least 3 (default 30)"),
+    ("suite-runs", 3, "(i) runs of the lock-test suite, serial and with -n 2 each (default 3)"),
+    ("suite-tests", 200, "(i) tests in the lock-test suite (default 200)"),
+    ("explore-runs", 5, "(j) explorations of each scenario (default 5)"),
+    ("spec-runs", 3, "(k) runs of all the isolation specs (default 3)"),
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="Benchmarks of pytest-pglocks (see bench/README.md)."
+        prog="python -m bench",
+        description="Benchmarks of pytest-pglocks, side by side with pytest-postgresql and "
+        "hand-written tests (see bench/README.md). Progress goes to stderr, the table to stdout.",
     )
     parser.add_argument(
         "--pglocks-pg",
@@ -42,19 +83,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="PostgreSQL major (14-18) or exact version; default as in pytest "
         "(PGLOCKS_PG, else the newest local major, else 17)",
     )
-    parser.add_argument("--runs", type=int, default=5, help="samples of each start (default 5)")
+    for name, default, text in COUNTS:
+        parser.add_argument(f"--{name}", type=int, default=default, metavar="N", help=text)
     parser.add_argument(
-        "--db-runs", type=int, default=30, help="samples of create/drop database (default 30)"
-    )
-    parser.add_argument(
-        "--latency-runs", type=int, default=200, help="samples of blocked detection (default 200)"
+        "--specs",
+        type=Path,
+        default=CORPUS / "specs",
+        metavar="DIR",
+        help=f"folder of isolation specs to time; the row is skipped without it "
+        f"(default {CORPUS / 'specs'})",
     )
     parser.add_argument(
         "--output", type=Path, default=RESULTS, help=f"Markdown file to write (default {RESULTS})"
     )
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.db_runs < 1:
-        parser.error("--runs and --db-runs must be at least 1")
+    for name, _, _ in COUNTS:
+        if getattr(args, name.replace("-", "_")) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.tests < 3:
+        parser.error("--tests must be at least 3 (the first and last tests are left out)")
+    missing = [m for m in ("pytest_postgresql", "xdist") if importlib.util.find_spec(m) is None]
+    if missing:
+        parser.error(
+            f"{' and '.join(missing)} missing: install the bench extra "
+            "(pip install -e '.[dev,bench]'; make bench does, in .venv-bench)"
+        )
     try:
         settings_for(args.pglocks_pg)
     except pytest.UsageError as exc:
@@ -68,7 +121,26 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def progress(line: str) -> None:
-    print(f"bench: {line}", file=sys.stderr, flush=True)
+    print(f"bench: [{perf_counter() - STARTED:3.0f} s] {line}", file=sys.stderr, flush=True)
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is inside ``folder`` (Linux; a PostgreSQL server's
+    processes work in its data directory)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    inside = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:  # gone meanwhile, or a kernel thread
+            continue
+        if cwd.is_relative_to(folder):
+            inside.append(int(entry.name))
+    return inside
 
 
 def check_nothing_leaked(samples: list[StartSample], tmp: Path) -> str:
@@ -81,16 +153,20 @@ def check_nothing_leaked(samples: list[StartSample], tmp: Path) -> str:
                 raise RuntimeError(f"leak: process {pid} of {sample.root} is still running")
         if sample.root and Path(sample.root).exists():
             raise RuntimeError(f"leak: {sample.root} was not removed")
-    leftovers = sorted(path.name for path in tmp.iterdir() if path.name != PYTEST_DIR)
-    pytest_dir = tmp / PYTEST_DIR
-    if pytest_dir.exists():
-        ours = {"test_one.py", "pytest.ini", "__pycache__"}
-        leftovers += sorted(p.name for p in pytest_dir.iterdir() if p.name not in ours)
+    for pid in processes_in(tmp.resolve()):
+        if not wait_exit(pid, 30):
+            raise RuntimeError(f"leak: process {pid} still runs in {tmp}")
+    leftovers = sorted(p.name for p in tmp.iterdir() if p.name not in (PYTEST_DIR, PYTEST_HOME))
+    for folder in (PYTEST_DIR, PYTEST_HOME):
+        if (tmp / folder).exists():
+            allowed = GENERATED if folder == PYTEST_DIR else set()
+            leftovers += sorted(p.name for p in (tmp / folder).iterdir() if p.name not in allowed)
     if leftovers:
         raise RuntimeError(f"leak: left in {tmp}: {', '.join(leftovers)}")
     return (
-        f"{len(samples)} servers started in-process or in fresh processes, plus the pytest "
-        "runs' servers: all processes exited and all directories were removed."
+        f"{len(samples)} servers started in-process or in fresh processes, plus the servers of "
+        "the pytest runs (this plugin's and pytest-postgresql's): all processes exited (none "
+        "works in the private directory), all data directories and basetemps were removed."
     )
 
 
@@ -133,10 +209,44 @@ def render(
     return "\n".join(lines)
 
 
+@dataclass
+class InProcess:
+    """What runs in-process on the first warm server (one server, one database per test)."""
+
+    latencies: list[float] = field(default_factory=list)
+    round_trips: list[float] = field(default_factory=list)
+    deadlocks: list[float] = field(default_factory=list)
+    handwritten: list[float] = field(default_factory=list)
+    deadlock_timeout: str = ""
+    explorations: dict[str, tuple[list[float], tuple[int, int]]] = field(default_factory=dict)
+    specs: list[float] = field(default_factory=list)
+    specs_matched: int = 0
+
+    def run(self, server: Server, args: argparse.Namespace, specs: list[Path]) -> None:
+        progress(f"(g) blocked-detection latency, {args.latency_runs} runs")
+        self.latencies, self.round_trips = detection(server, args.latency_runs)
+        progress(f"(h) two-session deadlock test, {args.db_runs} runs")
+        self.deadlocks = deadlock_test(server, args.db_runs)
+        progress(f"(h) the same test hand-written, {args.handwritten_runs} runs")
+        self.handwritten, self.deadlock_timeout = handwritten_deadlock(
+            server, args.handwritten_runs
+        )
+        progress(f"(j) exploration throughput, {args.explore_runs} runs per scenario")
+        self.explorations = explore_rates(server, args.explore_runs)
+        if specs:
+            progress(f"(k) {len(specs)} isolation specs, {args.spec_runs} runs")
+            self.specs, self.specs_matched = run_specs(server, specs, args.spec_runs)
+
+
+def ratio(numerator: list[float], denominator: list[float]) -> str:
+    return f"{statistics.median(numerator) / statistics.median(denominator):.1f}x"
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     pg: str | None = args.pglocks_pg
     command = "python -m bench" + (f" --pglocks-pg={pg}" if pg else "")
+    specs = sorted(args.specs.glob("*.spec")) if args.specs.is_dir() else []
     # One private temporary directory for everything the runs create, so that the leak check
     # is exact even while other test runs use the machine. As root the server (user nobody)
     # must be able to traverse it.
@@ -156,26 +266,21 @@ def main(argv: list[str]) -> int:
         cold = [cold_sample(pg, env) for _ in range(args.runs)]
         samples += cold
 
-        # (c) runs on the servers of (b): the cost of a clone varies from one server (data
+        # (d) runs on the servers of (b): the cost of a clone varies from one server (data
         # directory) to the next on some file systems, much less within one server.
         per_server = -(-args.db_runs // args.runs)
         progress(
             f"(b) warm start in this process, 1 + {args.runs} runs; "
-            f"(c) per-test database, {per_server} runs on each"
+            f"(d) per-test database, {per_server} runs on each"
         )
         creates: list[float] = []
         drops: list[float] = []
         file_copy: list[float] = []
-        latencies: list[float] = []
-        round_trips: list[float] = []
-        deadlocks: list[float] = []
+        in_process = InProcess()
 
         def use(server: Server) -> None:
-            if not latencies:
-                progress(f"(e) blocked-detection latency, {args.latency_runs} runs")
-                latencies[:], round_trips[:] = detection(server, args.latency_runs)
-                progress(f"(f) two-session deadlock test, {args.db_runs} runs")
-                deadlocks[:] = deadlock_test(server, args.db_runs)
+            if not in_process.latencies:
+                in_process.run(server, args, specs)
             server_creates, server_drops = create_drop(server, per_server)
             creates.extend(server_creates)
             drops.extend(server_drops)
@@ -186,25 +291,74 @@ def main(argv: list[str]) -> int:
         warm = [start_stop_in_process(settings, use=use) for _ in range(args.runs)]
         samples += warm
 
-        progress(f"(d) one-test pytest run, {args.runs} runs")
-        workdir = tmp / PYTEST_DIR
+        workdir, home = tmp / PYTEST_DIR, tmp / PYTEST_HOME
         workdir.mkdir()
+        home.mkdir()
+        progress(f"(e) one-test pytest run, {args.runs} runs")
         runs = [pytest_run(pg, env, workdir) for _ in range(args.runs)]
+
+        ours = pglocks_launcher(env, home)
+        theirs = pytest_postgresql_launcher(env, home, binaries.bindir / "pg_ctl")
+        progress(
+            f"(c, f) {args.pytest_runs} pytest runs of {args.tests} tests with each plugin; "
+            f"pytest-postgresql {theirs.description}"
+        )
+        ours_test = write_tests(workdir, "test_overhead_pglocks.py", PGLOCKS_TESTS, args.tests)
+        theirs_test = write_tests(
+            workdir, "test_overhead_pytest_postgresql.py", PYTEST_POSTGRESQL_TESTS, args.tests
+        )
+        ours_runs: list[SuiteRun] = []
+        theirs_runs: list[SuiteRun] = []
+        for _ in range(args.pytest_runs):  # alternated, so that drift affects both alike
+            ours_runs.append(suite_run(ours, ours_test, "pglocks_server"))
+            theirs_runs.append(suite_run(theirs, theirs_test, "postgresql_proc"))
+
+        progress(f"(i) {args.suite_tests} lock tests, serial and -n 2, {args.suite_runs} runs")
+        suite = write_tests(workdir, "test_lock_suite.py", LOCK_SUITE, args.suite_tests)
+        serial: list[float] = []
+        parallel: list[float] = []
+        for _ in range(args.suite_runs):
+            serial.append(ours.run(suite)[0])
+            parallel.append(ours.run(suite, "-n", "2")[0])
 
         leak_note = check_nothing_leaked(samples, tmp)
     finally:
         tempfile.tempdir = saved_tempdir
         shutil.rmtree(tmp, ignore_errors=True)
 
+    def per_test(runs: list[SuiteRun], phase: str | None = None) -> tuple[float, ...]:
+        return tuple(value for run in runs for value in run.per_test(phase))
+
+    def phase_rows(runs: list[SuiteRun], prefix: str = "") -> list[Figure]:
+        return [
+            Figure(f"{prefix}{phase}", per_test(runs, phase), indent=True)
+            for phase in ("setup", "call", "teardown")
+        ]
+
+    ip = in_process
     figures = [
         Figure("(a) cold start: fresh process, binaries in cache", tuple(s.start for s in cold)),
         *phase_figures(cold),
         Figure(
             "(b) warm start: again, in a process that already did one", tuple(s.start for s in warm)
         ),
+        Figure(
+            "(c) start in pytest: `pglocks_server` fixture setup",
+            tuple(run.start for run in ours_runs),
+        ),
+        Figure(
+            "pytest-postgresql: `postgresql_proc` fixture setup, same binaries",
+            tuple(run.start for run in theirs_runs),
+            indent=True,
+        ),
         Figure("server stop (watchdog, data directory removed)", tuple(s.stop for s in warm)),
         Figure(
-            "(c) per-test database: create + drop",
+            "pytest-postgresql: last test's teardown (its database, then `pg_ctl stop`)",
+            tuple(run.last_teardown for run in theirs_runs),
+            indent=True,
+        ),
+        Figure(
+            "(d) per-test database: create + drop",
             tuple(map(sum, zip(creates, drops, strict=True))),
         ),
         Figure("CREATE DATABASE … TEMPLATE …", tuple(creates), indent=True),
@@ -214,13 +368,40 @@ def main(argv: list[str]) -> int:
             if file_copy
             else []
         ),
-        Figure("(d) `pytest` on one test: wall clock", tuple(wall for wall, _ in runs)),
+        Figure("(e) `pytest` on one test: wall clock", tuple(wall for wall, _ in runs)),
         Figure("its `ready in` summary figure", tuple(ready for _, ready in runs), indent=True),
-        Figure("(e) blocked-detection: submit() → assert_blocks() returns", tuple(latencies)),
-        Figure("p99", (percentile(latencies, 0.99),), indent=True),
-        Figure("floor: one `SELECT 1` through a session", tuple(round_trips), indent=True),
-        Figure("(f) two-session deadlock test, end to end", tuple(deadlocks)),
+        Figure("(f) per-test overhead in pytest: `pglocks` + `sessions(2)`", per_test(ours_runs)),
+        *phase_rows(ours_runs),
+        Figure(
+            "pytest-postgresql: `postgresql` fixture (a database, a connection)",
+            per_test(theirs_runs),
+            indent=True,
+        ),
+        *phase_rows(theirs_runs, "pytest-postgresql: "),
+        Figure("(g) blocked-detection: submit() → assert_blocks() returns", tuple(ip.latencies)),
+        Figure("p99", (percentile(ip.latencies, 0.99),), indent=True),
+        Figure("floor: one `SELECT 1` through a session", tuple(ip.round_trips), indent=True),
+        Figure("(h) two-session deadlock test, end to end", tuple(ip.deadlocks)),
+        Figure(
+            f"hand-written: two threads, 0.1 s sleeps, deadlock_timeout {ip.deadlock_timeout}",
+            tuple(ip.handwritten),
+            indent=True,
+        ),
+        Figure(f"(i) {args.suite_tests} lock tests: `pytest`, wall clock", tuple(serial)),
+        Figure("`pytest -n 2`", tuple(parallel), indent=True),
+        *(
+            Figure(
+                f"(j) explore(): {label}, {run} of {brute_force} interleavings",
+                tuple(rates),
+                rate=True,
+            )
+            for label, (rates, (run, brute_force)) in ip.explorations.items()
+        ),
     ]
+    if ip.specs:
+        figures.append(
+            Figure(f"(k) {len(specs)} isolation specs, one database each", tuple(ip.specs))
+        )
     notes = [
         "Download excluded: the binaries are resolved (and downloaded if needed) once before "
         "any sample.",
@@ -228,16 +409,46 @@ def main(argv: list[str]) -> int:
         "start, template database) in a new Python process: what a test run pays once.",
         "(b) does the same work as (a): nothing (initialised data directory, template) is "
         "reused between starts yet, so it only saves what a warm process saves.",
+        f"(c), (f): {args.pytest_runs} pytest processes per plugin, alternated, each on "
+        f"{args.tests} tests, timed by `bench.pytest_timing` (fixture setup and test phase "
+        "durations); (f) leaves out each run's first and last test (server start and stop). "
+        f"pytest-postgresql {pytest_postgresql_version()} ran {theirs.description}, with "
+        "`--postgresql-exec` on the same `pg_ctl` and its default server settings (fsync on; "
+        "this plugin's server runs with fsync off).",
         "Server stop: `server._shared.release()`: SIGTERM to the watchdog, which stops the "
         "server (SIGQUIT) and removes its directory; measured with (b).",
-        f"(c) = `Databases.create()` + `Databases.drop()`, {per_server} rounds on each server "
+        f"(d) = `Databases.create()` + `Databases.drop()`, {per_server} rounds on each server "
         "of (b) over its one maintenance connection, after an untimed first round. The clone "
         "time varies more between servers (data directories) than within one. The plugin uses "
         "the server's default strategy (WAL_LOG on 15+); FILE_COPY is shown for comparison.",
-        f"(e) {len(latencies)} waits on a row lock held by an idle transaction; the time "
+        f"(g) {len(ip.latencies)} waits on a row lock held by an idle transaction; the time "
         "includes the statement reaching its lock. p99 is one value (its min = max).",
-        "(f) = clone a database, two sessions, a deadlock with `expect_deadlock(victim=)`, "
-        "close the sessions, drop the database (sessions run with deadlock_timeout=10ms).",
+        "(h) = clone a database, two sessions, a deadlock with `expect_deadlock(victim=)`, "
+        "close the sessions, drop the database (sessions run with deadlock_timeout=10ms). The "
+        "hand-written version clones and drops a database the same way; two threads with "
+        "plain psycopg connections each lock a row, sleep 0.1 s, lock the other row; the "
+        "server's deadlock_timeout decides when one gets 40P01.",
+        f"(i) a generated file of {args.suite_tests} tests (a table, two sessions, a row-lock "
+        "wait asserted with `assert_blocks`, commit, result), each in its own database; "
+        "alternated serial and `-n 2` runs.",
+        "(j) = `Exploration.per_second` (interleavings run / time running them) of a new "
+        f"scenario each run, built by {EXAMPLE.relative_to(REPO)}'s functions, without a "
+        "control.",
+        (
+            f"(k) each spec of {args.specs} parsed once, then run by `isolation.run_spec` on "
+            f"a fresh database per spec; {ip.specs_matched} of {len(specs)} matched their "
+            "expected output."
+            if ip.specs
+            else f"(k) skipped: no isolation specs in {args.specs}."
+        ),
+        "Ratios of medians (they depend less on the machine than the times): "
+        f"server start in pytest, pytest-postgresql / pglocks = "
+        f"{ratio([r.start for r in theirs_runs], [r.start for r in ours_runs])}; "
+        f"per-test overhead, pglocks / pytest-postgresql = "
+        f"{ratio(list(per_test(ours_runs)), list(per_test(theirs_runs)))}; "
+        f"deadlock test, hand-written / pglocks = {ratio(ip.handwritten, ip.deadlocks)}; "
+        f"{args.suite_tests} lock tests, serial / `-n 2` = {ratio(serial, parallel)}; "
+        f"blocked detection / `SELECT 1` = {ratio(ip.latencies, ip.round_trips)}.",
         f"Leak check: {leak_note}",
     ]
     table = render(
@@ -252,6 +463,12 @@ def main(argv: list[str]) -> int:
     args.output.write_text(table)
     progress(f"wrote {args.output}")
     return 0
+
+
+def pytest_postgresql_version() -> str:
+    from importlib.metadata import version
+
+    return version("pytest-postgresql")
 
 
 if __name__ == "__main__":

@@ -179,7 +179,8 @@ def pytest_run(pg: str | None, env: dict[str, str], workdir: Path) -> tuple[floa
         )
     )
     (workdir / "pytest.ini").write_text("[pytest]\n")
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(test)]
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:pytest_postgresql"]
+    argv.append(str(test))
     if pg is not None:
         argv.append(f"--pglocks-pg={pg}")
     started = perf_counter()

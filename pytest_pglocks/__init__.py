@@ -12,17 +12,21 @@ from .assertions import (
 )
 from .errors import PglocksError, PglocksWarning, ServerError, SessionBlocked, WaitTimeout
 from .explore import Exploration, Interleaving, Outcome, OutcomeGroup, Scenario
+from .gates import Gate
 from .handle import Pglocks
 from .isolation import SpecOutcome, StepFact
 from .monitor import LockRow, WaitGraph
+from .observe import Observed
 from .server import Server
 from .session import Pending, Session
 
 __all__ = [
     "DeadlockExpectation",
     "Exploration",
+    "Gate",
     "Interleaving",
     "LockRow",
+    "Observed",
     "Outcome",
     "OutcomeGroup",
     "Pending",

@@ -14,6 +14,7 @@ from .session import Pending, Session, shorten
 
 if TYPE_CHECKING:
     from ._execute import Rows
+    from .observe import Observed, ServerLog
 
 CLOSE_TIMEOUT = 10.0
 # A waiting statement is re-examined this often at the most (seconds); first looks are immediate.
@@ -61,12 +62,18 @@ class TestSettings:
 class TestContext:
     """One test's sessions, their shared timeline and monitor."""
 
-    def __init__(self, dsn: str, settings: TestSettings) -> None:
+    def __init__(
+        self, dsn: str, settings: TestSettings, *, own_pids: set[int] | None = None
+    ) -> None:
         self.dsn = dsn
         self.settings = settings
+        # Backends the plugin drives, here and in contexts sharing this set (scenarios).
+        self.own_pids: set[int] = set() if own_pids is None else own_pids
         self.timeline = Timeline()
         self.monitor = Monitor(dsn)
         self.sessions: dict[str, Session] = {}
+        self.observed: dict[int, Observed] = {}  # backends of the code under test, by pid
+        self.server_log: ServerLog | None = None  # where deadlocks of those backends show
 
     # sessions
 
@@ -93,18 +100,24 @@ class TestContext:
         deadlock_timeout = self.settings.deadlock_timeout if managed else None
         session = Session(self, name, connection, deadlock_timeout=deadlock_timeout, _ispytest=True)
         self.sessions[name] = session
+        self.own_pids.add(session.pid)
         return session
 
     def names(self) -> dict[int, str]:
-        """pid → session name, for every session of this test."""
-        return {session.pid: name for name, session in self.sessions.items()}
+        """pid → name, for every session and observed backend of this test."""
+        names = {pid: observed.name for pid, observed in self.observed.items()}
+        names.update({session.pid: name for name, session in self.sessions.items()})
+        return names
 
     def busy(self) -> frozenset[int]:
-        """pids of the sessions with a statement in flight."""
-        return frozenset(session.pid for session in self.sessions.values() if session.busy)
+        """pids that may still end their transactions by themselves: sessions with a statement
+        in flight, and every observed backend (the code under test drives it)."""
+        running = {session.pid for session in self.sessions.values() if session.busy}
+        return frozenset(running | set(self.observed))
 
-    def session_of(self, pid: int) -> Session | None:
-        return next((s for s in self.sessions.values() if s.pid == pid), None)
+    def session_of(self, pid: int) -> Session | Observed | None:
+        session = next((s for s in self.sessions.values() if s.pid == pid), None)
+        return session if session is not None else self.observed.get(pid)
 
     # observation
 

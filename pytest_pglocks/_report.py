@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from ._timeline import Event
 from .monitor import LockRow, WaitGraph
+from .observe import LoggedDeadlock
 
 COMPACT_EVENTS = 25
 _PROCESS = re.compile(r"[Pp]rocess (\d+)")
@@ -30,6 +31,22 @@ def deadlock_report(deadlocks: Sequence[Event], names: Mapping[int, str]) -> str
             f"deadlock: {event.session} was chosen as the victim while running {event.sql!r}"
         )
         for line in event.detail.splitlines()[1:]:
+            lines.append(f"  {name_pids(line, names)}")
+    return "\n".join(lines)
+
+
+def logged_deadlock_report(deadlocks: Sequence[LoggedDeadlock], names: Mapping[int, str]) -> str:
+    """Deadlocks of backends the plugin does not drive, as the server's log tells them."""
+    lines = []
+    for deadlock in deadlocks:
+        who = (
+            f"{names[deadlock.pid]} (pid {deadlock.pid})"
+            if deadlock.pid in names
+            else (f"backend pid {deadlock.pid} (not observed)")
+        )
+        statement = f" while running {deadlock.statement!r}" if deadlock.statement else ""
+        lines.append(f"deadlock (server log): {who} was chosen as the victim{statement}")
+        for line in deadlock.detail.splitlines():
             lines.append(f"  {name_pids(line, names)}")
     return "\n".join(lines)
 

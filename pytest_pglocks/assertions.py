@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -10,10 +11,11 @@ from dataclasses import dataclass, field
 
 from . import _context, errors
 from ._execute import Rows
-from ._report import deadlock_report
+from ._report import deadlock_report, logged_deadlock_report
 from ._timeline import DEADLOCK_DETECTED
 from .errors import PglocksError, PglocksWarning, WaitTimeout
 from .monitor import WaitGraph
+from .observe import Observed
 from .session import Pending, Session, shorten
 
 __all__ = ["DeadlockExpectation", "Wait", "assert_blocks", "assert_not_blocks", "expect_deadlock"]
@@ -21,8 +23,9 @@ __all__ = ["DeadlockExpectation", "Wait", "assert_blocks", "assert_not_blocks", 
 # deadlock_timeout of the sessions that must not be the victim inside expect_deadlock(victim=).
 NEVER_FIRST = "1h"
 
-Target = Session | Pending
-On = Session | Sequence[Session] | str | None
+Target = Session | Pending | Observed
+Waiter = Session | Observed
+On = Waiter | Sequence[Waiter] | str | None
 
 
 @dataclass(frozen=True)
@@ -31,18 +34,18 @@ class Wait:
 
     __module__ = "pytest_pglocks"
 
-    waiter: Session
-    blockers: tuple[Session, ...]
+    waiter: Waiter
+    blockers: tuple[Waiter, ...]
     locktype: str | None
     mode: str | None
     relation: str | None
     graph: WaitGraph = field(repr=False)
 
     @classmethod
-    def observe(cls, pending: Pending, graph: WaitGraph) -> Wait:
-        """The wait of ``pending``'s session as seen in ``graph``."""
-        context = pending.session._context
-        pid = pending.session.pid
+    def observe(cls, waiter: Waiter, graph: WaitGraph) -> Wait:
+        """The wait of ``waiter`` (a session or an observed backend) as seen in ``graph``."""
+        context = waiter._context
+        pid = waiter.pid
         awaited = graph.snapshot.awaited(pid)
         held_tuple = graph.snapshot.held_tuple_lock(pid)
         blockers = tuple(
@@ -54,7 +57,7 @@ class Wait:
         if relation is None and held_tuple is not None:
             relation = held_tuple.relation
         return cls(
-            waiter=pending.session,
+            waiter=waiter,
             blockers=blockers,
             locktype=awaited.locktype if awaited else None,
             mode=awaited.mode if awaited else None,
@@ -112,7 +115,7 @@ def _outcome_text(pending: Pending) -> str:
 def _blocker_names(on: On) -> set[str] | None:
     if on is None or isinstance(on, str):
         return None
-    if isinstance(on, Session):
+    if isinstance(on, Session | Observed):
         return {on.name}
     return {session.name for session in on}
 
@@ -151,7 +154,7 @@ def _seen_waiting(pending: Pending) -> Wait | None:
     graph = context.graph()
     if pending.done():  # it finished meanwhile: the look was a transient
         return None
-    wait = Wait.observe(pending, graph)
+    wait = Wait.observe(pending.session, graph)
     context.timeline.record(pending.session.name, "blocked", pending.sql, str(wait))
     return wait
 
@@ -161,6 +164,8 @@ def assert_blocks(
 ) -> Wait:
     """Wait until ``target``'s statement is blocked (by ``on``, if given); return the ``Wait``."""
     __tracebackhide__ = True
+    if isinstance(target, Observed):
+        return _assert_backend_blocks(target, on, lock, timeout)
     pending = _pending_of(target, "assert_blocks")
     context = pending.session._context
     limit = context.settings.timeout if timeout is None else timeout
@@ -196,6 +201,9 @@ def assert_blocks(
 def assert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows | None:
     """Wait for ``target``'s statement to finish without ever being seen blocked; its rows."""
     __tracebackhide__ = True
+    if isinstance(target, Observed):
+        _assert_backend_not_blocks(target, timeout)
+        return None
     pending = _pending_of(target, "assert_not_blocks")
     context = pending.session._context
     limit = context.settings.timeout if timeout is None else timeout
@@ -213,6 +221,71 @@ def assert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows |
         if time.monotonic() >= deadline:
             context.fail_timeout(pending, limit, "assert_not_blocks()")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _assert_backend_blocks(
+    backend: Observed, on: On, lock: str | None, timeout: float | None
+) -> Wait:
+    """``assert_blocks`` for an observed backend: wait until the server shows it blocked."""
+    __tracebackhide__ = True
+    context = backend._context
+    limit = context.settings.timeout if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    pace = threading.Event()  # never set: paces the looks at the server
+    for gap in _context.poll_gaps():
+        pace.wait(gap)
+        if context.monitor.is_blocked(backend.pid, context.names()):
+            wait = Wait.observe(backend, context.graph())
+            if wait.blockers or wait.mode:
+                why = _mismatch(wait, on, lock)
+                if why is not None:
+                    raise AssertionError(
+                        errors.WRONG_WAIT.format(
+                            target=_describe_backend(backend), why=why, wait=wait, graph=wait.graph
+                        )
+                    )
+                context.timeline.record(backend.name, "blocked", "", str(wait))
+                return wait
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                errors.BACKEND_NEVER_BLOCKED.format(
+                    target=_describe_backend(backend), limit=limit, graph=context.graph()
+                )
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _assert_backend_not_blocks(backend: Observed, timeout: float | None) -> None:
+    """``assert_not_blocks`` for an observed backend: it goes idle without being blocked."""
+    __tracebackhide__ = True
+    context = backend._context
+    limit = context.settings.timeout if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    pace = threading.Event()
+    for gap in _context.poll_gaps():
+        pace.wait(gap)
+        if context.monitor.is_blocked(backend.pid, context.names()):
+            wait = Wait.observe(backend, context.graph())
+            raise AssertionError(
+                errors.BLOCKED_UNEXPECTEDLY.format(
+                    target=_describe_backend(backend), wait=wait, graph=wait.graph
+                )
+            )
+        state = context.monitor.query(
+            f"SELECT state FROM pg_catalog.pg_stat_activity WHERE pid = {int(backend.pid)}"
+        )
+        if not state or state[0][0] != "active":
+            return
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                errors.BACKEND_STILL_ACTIVE.format(
+                    target=_describe_backend(backend), limit=limit, graph=context.graph()
+                )
+            )
+
+
+def _describe_backend(backend: Observed) -> str:
+    return f"{backend.name} (pid {backend.pid}, observed)"
 
 
 def _prepare_victim(victim: Session) -> None:
@@ -292,8 +365,15 @@ def expect_deadlock(victim: Session | None = None) -> Iterator[DeadlockExpectati
 
 
 def deadlock_failure(context: _context.TestContext) -> str | None:
-    """The ``no_deadlock`` verdict: a report if any session of the test saw 40P01."""
+    """The ``no_deadlock`` verdict: a report if any session of the test, or any other backend
+    of its database (the server's log says), got 40P01."""
     deadlocks = context.timeline.deadlocks()
-    if not deadlocks:
+    logged = []
+    if context.server_log is not None:
+        logged = [d for d in context.server_log.deadlocks() if d.pid not in context.own_pids]
+    if not deadlocks and not logged:
         return None
-    return errors.DEADLOCK_SEEN.format(report=deadlock_report(deadlocks, context.names()))
+    names = context.names()
+    reports = [deadlock_report(deadlocks, names)] if deadlocks else []
+    reports += [logged_deadlock_report(logged, names)] if logged else []
+    return errors.DEADLOCK_SEEN.format(report="\n".join(reports))

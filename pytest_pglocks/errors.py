@@ -205,13 +205,75 @@ VICTIM_UNCERTAIN = (
 NO_DEADLOCK = "expect_deadlock: no session of this test got a deadlock error (40P01)\n{graph}"
 WRONG_VICTIM = "expect_deadlock(victim={wanted}): the deadlock hit {got}, not {wanted}\n{report}"
 DEADLOCK_SEEN = (
-    "no_deadlock: a session of this test got a deadlock error (40P01), even if the error "
-    "was caught\n{report}"
+    "no_deadlock: a session or connection of this test got a deadlock error (40P01), even if "
+    "the error was caught\n{report}"
 )
 DEADLOCK_TIMEOUT_UNMANAGED = (
     "expect_deadlock: this server's role may not set deadlock_timeout (it needs superuser), so "
     "deadlocks are found after the server's own deadlock_timeout (1 s by default) instead of "
     "milliseconds, and the victim is the server's choice"
+)
+
+# Application connections
+
+OBSERVE_TIMEOUT = (
+    "observe({wanted}): no such backend connected to the test's database within {limit:g} s "
+    "(connected: {connected}). Start the code under test first, have it connect to "
+    "pglocks.dsn, and set application_name in its connection string"
+)
+BACKEND_NEVER_BLOCKED = "assert_blocks: {target} was not seen blocked within {limit:g} s\n{graph}"
+BACKEND_STILL_ACTIVE = (
+    "assert_not_blocks: {target} was still running a statement after {limit:g} s\n{graph}"
+)
+OBSERVE_DUPLICATE = (
+    "observe(): the name {name!r} (pid {pid}) is already used by a session or an observed "
+    "backend of this test; pass name= to tell them apart"
+)
+
+# Gates
+
+GATE_BAD_EVENT = (
+    "gate({table!r}, {event!r}): not a gate event; use 'before' or 'after' followed by insert, "
+    "update or delete, such as 'before delete' (case does not matter)"
+)
+GATE_NO_TABLE = (
+    "gate({table!r}, {event!r}): the test's database has no table {table!r} (search_path: "
+    "{search_path}); create the table before its gate, or qualify the name with its schema"
+)
+GATE_NOT_A_TABLE = (
+    "gate({table!r}, {event!r}): {table!r} is a {kind}, not a table; a gate is a row trigger, "
+    "so it goes on a table or a partitioned table"
+)
+GATE_NOT_CREATED = "gate({table!r}, {event!r}, when={when!r}): the server refused the gate: {why}"
+GATE_TABLE_BUSY = (
+    "{table} stayed locked by another transaction for {limit:g} s; create the gate before a "
+    "session writes to the table in an open transaction"
+)
+GATE_TOO_MANY = "gate({table!r}, {event!r}): a test can have {limit} gates at most"
+GATE_KEY_TAKEN = (
+    "gate {name!r}: the advisory lock ({key}, {generation}) of the gate is held by another "
+    "backend of the test's database; pytest-pglocks reserves the advisory keys {first} to {last} "
+    "(two-int form) for gates"
+)
+GATE_REMOVED = "gate {name!r}.{call}(): the gate was removed at the end of its test"
+GATE_ONCE_OPEN = (
+    "gate {name!r}.open(once=True): the gate is open, so no backend is held at it; close() it first"
+)
+GATE_BAD_TARGET = (
+    "gate {name!r}.wait_reached() takes a Session, an observed backend or a backend pid, "
+    "not {value!r}"
+)
+GATE_NOTHING_SENT = (
+    "gate {name!r}.wait_reached({who}): {who} has no statement in flight; send one with "
+    "{who}.submit(...) first"
+)
+GATE_PASSED = (
+    "gate {name!r}.wait_reached(): {who}'s {sql!r} ({where}) {outcome} without stopping at the "
+    "gate ({condition}); held at the gate now: {held}"
+)
+GATE_NOT_REACHED = (
+    "gate {name!r}: waited {limit:g} s for {who} to stop at the gate ({condition}), in vain; "
+    "held at the gate now: {held}. The test's backends:\n{activity}\n{graph}"
 )
 
 # Isolation specs

@@ -14,8 +14,11 @@ from .session import Session
 if TYPE_CHECKING:
     import psycopg
 
+    from .barriers import Barrier
     from .explore import Scenario
+    from .gates import Gate
     from .isolation import Spec, SpecOutcome
+    from .observe import Observed
 
 __all__ = ["Pglocks"]
 
@@ -34,10 +37,39 @@ class Pglocks:
         self.dbname = dbname
         self.dsn = server.conninfo(dbname)
         self._context = TestContext(self.dsn, settings)
+        if server.process is not None:  # a local server: its log shows every deadlock
+            from .observe import ServerLog
+
+            log = Path(server.process.root) / "server.log"
+            self._context.server_log = ServerLog(log, dbname)
         self._setup_conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._scenarios: list[Scenario] = []
+        self._gates: list[Gate] = []
+        self._barriers: list[Barrier] = []
         # Set by the fixture from @pytest.mark.no_deadlock: explorations name the interleaving.
         self._no_deadlock = False
+
+    @property
+    def url(self) -> str:
+        """The test's database as a ``postgresql://`` URL, for drivers and libraries that take
+        no conninfo string (asyncpg, SQLAlchemy with ``postgresql+psycopg://``)."""
+        from urllib.parse import quote, urlencode
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = {key: str(value) for key, value in conninfo_to_dict(self.dsn).items()}
+        user = quote(params.pop("user", ""), safe="")
+        password = params.pop("password", None)
+        host, port = params.pop("host", ""), params.pop("port", "")
+        dbname = quote(params.pop("dbname", ""), safe="")
+        if host.startswith("/"):  # a socket directory goes in the query
+            params["host"], host = host, ""
+        auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+        netloc = f"{auth}{host}{':' + port if port and host else ''}"
+        if port and not host:
+            params["port"] = port
+        query = f"?{urlencode(params)}" if params else ""
+        return f"postgresql://{netloc}/{dbname}{query}"
 
     def __repr__(self) -> str:
         return f"<pytest_pglocks.Pglocks {self.dbname} on {self.server.describe()}>"
@@ -107,6 +139,41 @@ class Pglocks:
         self._scenarios.append(scenario)
         return scenario
 
+    def observe(
+        self,
+        application_name: str | None = None,
+        *,
+        pid: int | None = None,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> Observed | list[Observed]:
+        """A backend of the code under test, to use like a session in assertions and reports.
+
+        By ``application_name`` (waits until such a backend connects to the test's database)
+        or ``pid``; with neither, every backend now connected that the plugin did not open.
+        """
+        from .observe import observe
+
+        return observe(self._context, application_name, pid, name, timeout)
+
+    def gate(self, table: str, event: str, *, when: str | None = None) -> Gate:
+        """A pause inside statements: rows of ``table`` reaching ``event`` (``"before delete"``,
+        ``"after insert"``, ...) stop there, optionally only where ``when`` (a trigger WHEN
+        condition on ``OLD``/``NEW``) holds, until the gate is opened."""
+        from .gates import Gate
+
+        gate = Gate(self._context, self.dsn, table, event, when=when, _ispytest=True)
+        self._gates.append(gate)
+        return gate
+
+    def barrier(self, name: str) -> Barrier:
+        """A point application code (threads or asyncio tasks) stops at until released."""
+        from .barriers import Barrier
+
+        barrier = Barrier(name, timeout=self._context.settings.timeout, _ispytest=True)
+        self._barriers.append(barrier)
+        return barrier
+
     def locks(self) -> list[LockRow]:
         """A snapshot of ``pg_locks`` rows for this test's sessions."""
         return self._context.locks()
@@ -122,6 +189,10 @@ class Pglocks:
         return f"s{number}"
 
     def _close(self) -> None:
+        for barrier in self._barriers:
+            barrier._close()
+        for gate in self._gates:
+            gate._close()
         for scenario in self._scenarios:
             scenario.close()
         self._context.close()

@@ -69,6 +69,11 @@ class LockRow:
         if self.locktype in ("relation", "extend"):
             return f"{'extension of ' if self.locktype == 'extend' else ''}{self.relation}"
         if self.locktype == "advisory":
+            from .gates import describe_gate_wait  # here: gates import this module
+
+            gate = describe_gate_wait(self)
+            if gate is not None:
+                return gate.removeprefix("at ")
             key = (
                 (self.classid or 0) << 32 | (self.objid or 0)
                 if self.objsubid == 1
@@ -278,6 +283,11 @@ class Monitor:
         with self._lock:
             row = self._connection().execute(IS_BLOCKED, (pid, list(pids)), prepare=True).fetchone()
         return bool(row and row[0])
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query on the monitor's connection (the test's database)."""
+        with self._lock:
+            return self._connection().execute(sql).fetchall()
 
     def snapshot(self, names: Mapping[int, str]) -> Snapshot:
         """Locks, blockers and activity of the given backends, in one round trip."""

@@ -133,7 +133,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.stash[CALL_FAILED_KEY] = True
         handle = item.stash.get(HANDLE_KEY, None)
         if handle is not None:
-            report.sections.append(("pglocks", _failure_section(handle._context, item.config)))
+            section = _failure_section(handle._context, item.config)
+            held = [gate.report() for gate in handle._gates]
+            if any(held):
+                section += "\n\ngates:\n" + "\n".join(f"  {line}" for line in held if line)
+            report.sections.append(("pglocks", section))
     return report
 
 

@@ -66,7 +66,7 @@ class Scenario:
             raise TypeError("scenarios are made by pglocks.scenario(); request the fixture")
         # Its own sessions: names may repeat across scenarios (a control variant), and only
         # the scenario decides which of its deadlocks are failures.
-        self._context = TestContext(context.dsn, context.settings)
+        self._context = TestContext(context.dsn, context.settings, own_pids=context.own_pids)
         self._server = server
         self.setup = [setup] if isinstance(setup, str) else list(setup or ())
         self.teardown = teardown

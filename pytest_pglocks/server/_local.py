@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -26,6 +27,9 @@ SERVER_SETTINGS = {
     "max_connections": "200",
     "lc_messages": "C",
     "log_min_messages": "warning",
+    # The pid and database of every entry: deadlocks of application connections are read from
+    # here (observe.ServerLog).
+    "log_line_prefix": "%m [%p] db=%d ",
 }
 START_TIMEOUT = 60
 KEEP_MARKER = "keep"
@@ -99,8 +103,8 @@ def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, Local
         os.chown(log, account.uid, account.gid)
     bindir = binaries.bindir
     port = _free_port()
-    options = " ".join(
-        f"-c {name}={value}"
+    options = " ".join(  # pg_ctl hands them to a shell
+        f"-c {name}={shlex.quote(value)}"
         for name, value in {
             **SERVER_SETTINGS,
             "port": str(port),
