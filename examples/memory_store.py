@@ -32,6 +32,10 @@ def create_schema(dsn: str, *, deferred_fks: bool) -> None:
         conn.execute(SCHEMA.format(deferral=deferral))
 
 
+def before_commit() -> None:
+    """A seam: called before retain_links commits (tests park the thread here)."""
+
+
 def retain_links(dsn: str, units: list[tuple[int, int]], links: list[tuple[int, int]]) -> None:
     """One transaction: insert the units (id, chunk), then each link (src, dst) by itself."""
     with (
@@ -42,6 +46,7 @@ def retain_links(dsn: str, units: list[tuple[int, int]], links: list[tuple[int, 
             conn.execute("INSERT INTO memory_units VALUES (%s, %s)", unit)
         for link in links:
             conn.execute("INSERT INTO memory_links VALUES (%s, %s)", link)
+        before_commit()
 
 
 def link_all(dsn: str, links: list[tuple[int, int]]) -> None:

@@ -89,6 +89,23 @@ def test_deferred_fks_never_deadlock(pglocks: Pglocks) -> None:
     assert pglocks.execute("SELECT count(*) FROM memory_links") == [(0,)]
 
 
+def test_the_linkers_open_transaction_holds_the_cascade(
+    pglocks: Pglocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A barrier parks the application thread between its last statement and its COMMIT."""
+    app.create_schema(pglocks.dsn, deferred_fks=False)
+    before_commit = pglocks.barrier("before commit")
+    monkeypatch.setattr(app, "before_commit", before_commit.wait)
+    linker = Call(app.retain_links, pglocks.dsn, [(3, 2)], [(2, 3)])
+    before_commit.wait_reached()  # its transaction is open, unit 2 key-share-locked
+    deleter = Call(app.delete_chunks, pglocks.dsn, [1])
+    assert_blocks(pglocks.observe("delete_chunks"), on=pglocks.observe("retain_links"))
+    before_commit.release()
+    assert linker.join() is None
+    assert deleter.join() is None  # then the cascade removed unit 2 and the new link
+    assert pglocks.execute("SELECT count(*) FROM memory_links") == [(0,)]
+
+
 # One statement: a multi-row INSERT against a cascading DELETE --------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._execute import StepConnection
+from .aio import aassert_blocks, aassert_not_blocks, aexpect_deadlock
 from .assertions import (
     DeadlockExpectation,
     Wait,
@@ -10,6 +11,7 @@ from .assertions import (
     assert_not_blocks,
     expect_deadlock,
 )
+from .barriers import Barrier
 from .errors import PglocksError, PglocksWarning, ServerError, SessionBlocked, WaitTimeout
 from .explore import Exploration, Interleaving, Outcome, OutcomeGroup, Scenario
 from .gates import Gate
@@ -21,6 +23,7 @@ from .server import Server
 from .session import Pending, Session
 
 __all__ = [
+    "Barrier",
     "DeadlockExpectation",
     "Exploration",
     "Gate",
@@ -44,6 +47,9 @@ __all__ = [
     "Wait",
     "WaitGraph",
     "WaitTimeout",
+    "aassert_blocks",
+    "aassert_not_blocks",
+    "aexpect_deadlock",
     "assert_blocks",
     "assert_not_blocks",
     "expect_deadlock",

@@ -20,43 +20,11 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import errors
 from .errors import PglocksError, WaitTimeout
 from .session import PACKAGE_DIR, caller_location
 
 __all__ = ["Barrier"]
-
-# Message texts (to join errors.py). Each one is asserted by a test.
-
-DUPLICATE_BARRIER = "a barrier named {name!r} already exists in this test; pick another name"
-BARRIER_CALLER_TIMEOUT = (
-    "barrier {name!r}: {who} ({where}) was not released within {limit:g} s; the test lets "
-    "callers go with barrier.release(){mutual}"
-)
-BARRIER_TEST_WAITS = (
-    "; meanwhile the test waits for barrier {other!r} to be reached (wait_reached() at "
-    "{test_where}): the test and the code wait on each other; release {name!r} before waiting "
-    "for {other!r}"
-)
-BARRIER_NOT_REACHED = (
-    "barrier {name!r}: {reached} of {count} caller{s} reached it within {limit:g} s "
-    "(wait_reached() at {where}){mutual}"
-)
-BARRIER_CODE_PARKED = (
-    "; meanwhile {parked}: the test and the code wait on each other; release {others} before "
-    "waiting for {name!r}"
-)
-BARRIER_PARKED_AT = "{callers} {verb} parked at barrier {name!r}"
-BARRIER_CODE_GAVE_UP = (
-    "barrier {name!r}: {reached} of {count} caller{s} had reached it (wait_reached() at "
-    "{where}) when {who} ({caller_where}) gave up waiting at barrier {other!r} after "
-    "{limit:g} s: the test and the code waited on each other; release {other!r} before "
-    "waiting for {name!r}"
-)
-BARRIER_RELEASE_COUNT = (
-    "barrier {name!r}: release({count}) but {reached} caller{s} {verb} parked; wait for them "
-    "with wait_reached({count}) first"
-)
-BAD_BARRIER_COUNT = "barrier {name!r}: {call}(count={count!r}) takes a positive whole number"
 
 # Modules that may run application code's wait itself (a task's or a thread's own target).
 MACHINERY = ("asyncio", "threading", "concurrent")
@@ -147,7 +115,7 @@ class Barrier:
             raise TypeError("Barrier is created by pglocks.barrier(name); request the fixture")
         registry = [] if _registry is None else _registry
         if any(barrier.name == name for barrier in registry):
-            raise PglocksError(DUPLICATE_BARRIER.format(name=name))
+            raise PglocksError(errors.DUPLICATE_BARRIER.format(name=name))
         self.name = name
         self.timeout = timeout
         # The barriers of the same test (the handle appends this one after construction).
@@ -288,7 +256,7 @@ class Barrier:
             if count is not None and count > len(self._parked):
                 reached = len(self._parked)
                 raise PglocksError(
-                    BARRIER_RELEASE_COUNT.format(
+                    errors.BARRIER_RELEASE_COUNT.format(
                         name=self.name,
                         count=count,
                         reached=reached,
@@ -306,7 +274,9 @@ class Barrier:
     def _check_count(self, count: int, call: str) -> None:
         __tracebackhide__ = True
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(BAD_BARRIER_COUNT.format(name=self.name, call=call, count=count))
+            raise ValueError(
+                errors.BAD_BARRIER_COUNT.format(name=self.name, call=call, count=count)
+            )
 
     def _arrive(self, who: str, where: str, wake: Callable[[], None] | None) -> _Caller | None:
         """Park a caller; None once the barrier is closed (the caller goes straight through)."""
@@ -341,11 +311,11 @@ class Barrier:
                 if wait.gave_up is None:
                     wait.gave_up = (self, caller, limit)
                 if not mutual:
-                    mutual = BARRIER_TEST_WAITS.format(
+                    mutual = errors.BARRIER_TEST_WAITS.format(
                         name=self.name, other=peer.name, test_where=wait.where
                     )
         _notify()
-        message = BARRIER_CALLER_TIMEOUT.format(
+        message = errors.BARRIER_CALLER_TIMEOUT.format(
             name=self.name, who=caller.who, where=caller.where, limit=limit, mutual=mutual
         )
         self._timeouts.append(message)
@@ -360,7 +330,7 @@ class Barrier:
         s = _plural(wait.count)
         if wait.gave_up is not None:
             other, caller, caller_limit = wait.gave_up
-            return BARRIER_CODE_GAVE_UP.format(
+            return errors.BARRIER_CODE_GAVE_UP.format(
                 name=self.name,
                 reached=reached,
                 count=wait.count,
@@ -376,10 +346,10 @@ class Barrier:
         parked = [peer for peer in self._peers() if peer._parked]
         mutual = ""
         if parked:
-            mutual = BARRIER_CODE_PARKED.format(
+            mutual = errors.BARRIER_CODE_PARKED.format(
                 name=self.name,
                 parked=" and ".join(
-                    BARRIER_PARKED_AT.format(
+                    errors.BARRIER_PARKED_AT.format(
                         callers=" and ".join(caller.describe() for caller in peer._parked),
                         verb="is" if len(peer._parked) == 1 else "are",
                         name=peer.name,
@@ -388,7 +358,7 @@ class Barrier:
                 ),
                 others=" and ".join(repr(peer.name) for peer in parked),
             )
-        return BARRIER_NOT_REACHED.format(
+        return errors.BARRIER_NOT_REACHED.format(
             name=self.name,
             reached=reached,
             count=wait.count,

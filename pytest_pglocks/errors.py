@@ -230,6 +230,39 @@ OBSERVE_DUPLICATE = (
     "backend of this test; pass name= to tell them apart"
 )
 
+# Barriers
+
+DUPLICATE_BARRIER = "a barrier named {name!r} already exists in this test; pick another name"
+BARRIER_CALLER_TIMEOUT = (
+    "barrier {name!r}: {who} ({where}) was not released within {limit:g} s; the test lets "
+    "callers go with barrier.release(){mutual}"
+)
+BARRIER_TEST_WAITS = (
+    "; meanwhile the test waits for barrier {other!r} to be reached (wait_reached() at "
+    "{test_where}): the test and the code wait on each other; release {name!r} before waiting "
+    "for {other!r}"
+)
+BARRIER_NOT_REACHED = (
+    "barrier {name!r}: {reached} of {count} caller{s} reached it within {limit:g} s "
+    "(wait_reached() at {where}){mutual}"
+)
+BARRIER_CODE_PARKED = (
+    "; meanwhile {parked}: the test and the code wait on each other; release {others} before "
+    "waiting for {name!r}"
+)
+BARRIER_PARKED_AT = "{callers} {verb} parked at barrier {name!r}"
+BARRIER_CODE_GAVE_UP = (
+    "barrier {name!r}: {reached} of {count} caller{s} had reached it (wait_reached() at "
+    "{where}) when {who} ({caller_where}) gave up waiting at barrier {other!r} after "
+    "{limit:g} s: the test and the code waited on each other; release {other!r} before "
+    "waiting for {name!r}"
+)
+BARRIER_RELEASE_COUNT = (
+    "barrier {name!r}: release({count}) but {reached} caller{s} {verb} parked; wait for them "
+    "with wait_reached({count}) first"
+)
+BAD_BARRIER_COUNT = "barrier {name!r}: {call}(count={count!r}) takes a positive whole number"
+
 # Gates
 
 GATE_BAD_EVENT = (

@@ -170,7 +170,9 @@ class Pglocks:
         """A point application code (threads or asyncio tasks) stops at until released."""
         from .barriers import Barrier
 
-        barrier = Barrier(name, timeout=self._context.settings.timeout, _ispytest=True)
+        barrier = Barrier(
+            name, timeout=self._context.settings.timeout, _registry=self._barriers, _ispytest=True
+        )
         self._barriers.append(barrier)
         return barrier
 

@@ -102,6 +102,13 @@ class Pending:
         __tracebackhide__ = True
         return self.session._context.await_pending(self, timeout, call="result()")
 
+    async def aresult(self, timeout: float | None = None) -> Rows | None:
+        """``result()`` for async tests: waits in a worker thread, not on the event loop."""
+        __tracebackhide__ = True
+        from .aio import aresult
+
+        return await aresult(self, timeout)
+
     def _cancel(self, timeout: float) -> bool:
         """Cancel the statement on the server until it has ended; whether it ended in time.
 
@@ -195,6 +202,39 @@ class Session:
         """``ROLLBACK``."""
         __tracebackhide__ = True
         self._wait(self._send("ROLLBACK", None, "rollback"), "rollback()")
+
+    # await forms for async tests: they wait in a worker thread, not on the event loop
+    # (submit() never waits: call it as it is)
+
+    async def aexecute(
+        self, sql: str, params: Any = None, *, timeout: float | None = None
+    ) -> Rows | None:
+        """``execute()`` for async tests."""
+        __tracebackhide__ = True
+        from .aio import aexecute
+
+        return await aexecute(self, sql, params, timeout=timeout)
+
+    async def abegin(self, isolation: str | None = None) -> None:
+        """``begin()`` for async tests."""
+        __tracebackhide__ = True
+        from .aio import abegin
+
+        await abegin(self, isolation)
+
+    async def acommit(self) -> None:
+        """``commit()`` for async tests."""
+        __tracebackhide__ = True
+        from .aio import acommit
+
+        await acommit(self)
+
+    async def arollback(self) -> None:
+        """``rollback()`` for async tests."""
+        __tracebackhide__ = True
+        from .aio import arollback
+
+        await arollback(self)
 
     def set(self, **gucs: Any) -> None:
         """Set server parameters for this session, e.g. ``s.set(deadlock_timeout="10ms")``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from pytest_pglocks import (
     assert_not_blocks,
     errors,
 )
+from pytest_pglocks._context import poll_gaps
 from pytest_pglocks.observe import ServerLog
 
 TABLE = "CREATE TABLE t (k int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0), (2, 0)"
@@ -68,6 +70,17 @@ class App:
             self._stop = True
             self._go.notify()
         self.thread.join(10)
+
+
+def wait_active(pglocks: Pglocks, pid: int) -> None:
+    """Until the server shows ``pid`` running a statement."""
+    pace = threading.Event()
+    query = f"SELECT state FROM pg_stat_activity WHERE pid = {pid}"
+    for gap in itertools.islice(poll_gaps(), 10_000):  # ~20 s at most
+        if pglocks.execute(query) == [("active",)]:
+            return
+        pace.wait(gap)
+    raise AssertionError(f"pid {pid} never ran a statement")
 
 
 @pytest.fixture
@@ -176,6 +189,7 @@ def test_assert_not_blocks_fails_for_a_blocked_observed_backend(
     s1.begin()
     s1.execute("UPDATE t SET v = 1 WHERE k = 1")
     done = app.send("UPDATE t SET v = 2 WHERE k = 1")
+    wait_active(pglocks, observed.pid)  # an observed backend's statements are seen from outside
     with pytest.raises(AssertionError) as raised:
         assert_not_blocks(observed)
     assert_message(
