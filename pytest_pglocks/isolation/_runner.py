@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._context import TestContext, poll_gaps
 from .._execute import ErrorFields, Result, execute, execute_results
@@ -300,14 +300,7 @@ class SpecRunner:
         self.out(f"\nstarting permutation: {permutation.title}\n")
         for sql in self.spec.setup:
             self._run_control(sql, "setup failed: ", fatal=True)
-        for spec_session in self.spec.sessions:
-            if spec_session.setup is not None:
-                self._run_session(
-                    spec_session.name,
-                    spec_session.setup,
-                    f"setup of session {spec_session.name} failed: ",
-                    fatal=True,
-                )
+        self._session_blocks("setup", fatal=True)
         if self.managed:
             waiting = self._steps_deferring(permutation)
         else:
@@ -315,14 +308,7 @@ class SpecRunner:
         waiting = self._try_complete_all(waiting, nonblock=False)
         if waiting:
             raise Fatal("failed to complete permutation due to mutually-blocking steps\n")
-        for spec_session in self.spec.sessions:
-            if spec_session.teardown is not None:
-                self._run_session(
-                    spec_session.name,
-                    spec_session.teardown,
-                    f"teardown of session {spec_session.name} failed: ",
-                    fatal=False,
-                )
+        self._session_blocks("teardown", fatal=False)
         if self.managed:
             self._end_transactions()
         if self.check is not None:
@@ -330,6 +316,14 @@ class SpecRunner:
             permutation.check = execute(self._control, self.check)
         if self.spec.teardown is not None:
             self._run_control(self.spec.teardown, "teardown failed: ", fatal=False)
+
+    def _session_blocks(self, which: Literal["setup", "teardown"], *, fatal: bool) -> None:
+        """Every session's setup (or teardown) block, each on its own connection."""
+        for spec_session in self.spec.sessions:
+            sql = spec_session.setup if which == "setup" else spec_session.teardown
+            if sql is not None:
+                failure = f"{which} of session {spec_session.name} failed: "
+                self._run_session(spec_session.name, sql, failure, fatal=fatal)
 
     def _steps_in_order(self, permutation: PermutationOutcome) -> list[Active]:
         """The tester's rule: a step for a session still waiting first waits for it."""
