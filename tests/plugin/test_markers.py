@@ -184,5 +184,5 @@ def test_the_timeout_marker_limits_the_tests_waits(inner: Inner) -> None:
 def test_the_markers_are_registered_with_a_description(
     pytester: pytest.Pytester, marker: str
 ) -> None:
-    result = pytester.runpytest("--markers")
+    result = pytester.runpytest("--markers", "-p", "no:asyncio")  # no pytest-asyncio warnings
     result.stdout.fnmatch_lines([f"@pytest.mark.{marker}*: *"])

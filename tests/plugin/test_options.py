@@ -50,7 +50,7 @@ def test_the_command_line_overrides_a_bad_environment_value(
 ) -> None:
     monkeypatch.setenv("PGLOCKS_PG", "banana")
     pytester.makepyfile("def test_without_a_server():\n    pass\n")
-    result = pytester.runpytest("--pglocks-pg=16")
+    result = pytester.runpytest("--pglocks-pg=16", "-p", "no:asyncio")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["pglocks: *16*--pglocks-pg*"])  # the header names the source
 
