@@ -253,3 +253,42 @@ def test_a_statement_error_is_raised_at_the_users_line_with_the_session_named(
     assert timeline.splitlines()[-1] == (
         '<t> ms  # s1 error 23505: duplicate key value violates unique constraint "t_pkey"'
     )
+
+
+GATE_AND_APPLICATION = """
+import threading, psycopg
+
+def test_held_at_a_gate(pglocks):
+    pglocks.execute("CREATE TABLE t (k int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)")
+    gate = pglocks.gate("t", "before update")
+    s1 = pglocks.session("s1")
+    s1.submit("UPDATE t SET v = 1 WHERE k = 1")
+    gate.wait_reached(s1)
+    app = threading.Thread(target=lambda: psycopg.connect(
+        pglocks.dsn, application_name="billing", autocommit=True
+    ).execute("SELECT pg_advisory_lock(7), pg_advisory_lock(8)"))
+    s2 = pglocks.session("s2")
+    s2.execute("SELECT pg_advisory_lock(8)")
+    app.start()
+    billing = pglocks.observe("billing")
+    assert_blocks(billing, on=s2)
+    raise AssertionError("look at the report")
+"""
+
+
+def test_the_report_names_gates_and_observed_backends(inner: Inner) -> None:
+    inner.pytester.makepyfile(test_gate=IMPORTS + GATE_AND_APPLICATION)
+    result = inner.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*look at the report*",
+            "*pglocks*",
+            "billing * WAITING  ExclusiveLock * advisory lock 8",
+            "s1 * WAITING  ShareLock * gate t before update",
+            "wait-for graph:",
+            "  billing waits for ExclusiveLock on advisory lock 8 held by s2",
+            "gates:",
+            "  t before update (closed): holds s1 (pid *)",
+        ]
+    )
