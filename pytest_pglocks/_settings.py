@@ -16,7 +16,7 @@ from . import errors
 T = TypeVar("T")
 
 SUPPORTED_MAJORS = range(14, 19)
-BACKENDS = ("auto", "local")
+BACKENDS = ("auto", "local", "docker")
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,18 @@ OPTIONS = (
     ),
     Option(
         "backend",
-        "Where the server comes from: auto (default) or local binaries.",
+        "Where the server comes from: local binaries, a docker container, or auto (default: "
+        "local binaries, else docker when none can be had and Docker is reachable).",
         parse_backend,
         default="auto",
         metavar="NAME",
+    ),
+    Option(
+        "image",
+        "Docker image of the docker backend (default: postgres:<major>), e.g. a custom image "
+        "with extensions.",
+        parse_text,
+        metavar="IMAGE",
     ),
     Option(
         "offline",
@@ -262,6 +270,7 @@ class Settings:
     dsn: Setting[str | None]
     bindir: Setting[Path | None]
     backend: Setting[str]
+    image: Setting[str | None]
     offline: Setting[bool]
     cache_dir: Setting[Path]
     timeout: Setting[float]

@@ -354,3 +354,30 @@ CONTROL_PASSED = (
     "catch the bug. Make the control reproduce the bug (the schema or order before the fix), "
     "or tighten allowed=/expect=.\ncontrol outcomes:\n{table}"
 )
+
+# The docker backend.
+DOCKER_UNREACHABLE = (
+    "--pglocks-backend=docker (from {source}) needs a Docker engine, but none is reachable "
+    "({why}). Start Docker (or point DOCKER_HOST at a running engine), or use the local backend "
+    "(--pglocks-backend=local) or an existing server (--pglocks-dsn)"
+)
+DOCKER_NO_TESTCONTAINERS = (
+    "--pglocks-backend=docker needs the testcontainers package ({why}); install it with "
+    "`pip install testcontainers`"
+)
+DOCKER_IMAGE_MISSING = (
+    "Docker image {image!r} is neither present locally nor could it be pulled ({why}). Pull or "
+    "build it (without a registry: `python -m pytest_pglocks.server._image {major}` builds "
+    "postgres:{major} from local binaries), or name another image with --pglocks-image"
+)
+DOCKER_START_FAILED = (
+    "The PostgreSQL container {container} (image {image!r}) did not become ready: {why}. "
+    "Last lines of its log:\n{log_tail}"
+)
+AUTO_NO_DOCKER = (
+    "{why} (--pglocks-backend=auto falls back to Docker when no binaries can be had, but no "
+    "Docker engine is reachable: {docker_why})"
+)
+AUTO_DOCKER_FAILED = (
+    "{why} (--pglocks-backend=auto fell back to Docker, which failed too: {docker_why})"
+)

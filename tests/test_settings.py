@@ -8,7 +8,7 @@ import pytest
 from fix_messages import assert_message
 
 from pytest_pglocks import errors
-from pytest_pglocks._settings import Settings, VersionSpec, parse_version
+from pytest_pglocks._settings import Setting, Settings, VersionSpec, parse_version
 
 pytestmark = pytest.mark.usefixtures("clean_pglocks_env")
 
@@ -126,8 +126,22 @@ def test_bad_backend_is_rejected_with_the_valid_ones(pytester: pytest.Pytester) 
         value="kubernetes",
         source="--pglocks-backend",
         name="backend",
-        choices="auto, local",
+        choices="auto, local, docker",
     )
+
+
+def test_the_docker_image_comes_from_the_command_line_the_environment_or_the_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGLOCKS_IMAGE", raising=False)
+    assert settings(pytester).image.value is None
+    pytester.makeini("[pytest]\npglocks_image = from-ini:1\n")
+    assert settings(pytester).image == Setting("from-ini:1", "ini pglocks_image")
+    monkeypatch.setenv("PGLOCKS_IMAGE", "from-env:1")
+    assert settings(pytester).image == Setting("from-env:1", "PGLOCKS_IMAGE")
+    parsed = settings(pytester, "--pglocks-image=mine:17", "--pglocks-backend=docker")
+    assert parsed.image == Setting("mine:17", "--pglocks-image")
+    assert parsed.backend.value == "docker"
 
 
 @pytest.mark.parametrize("value", ["maybe", "2", "offline"])

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 Backend = Literal["local", "docker", "dsn"]
 
-__all__ = ["Backend", "LocalProcess", "Server"]
+__all__ = ["Backend", "Container", "LocalProcess", "Server"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,15 @@ class LocalProcess:
     postmaster_pid: int
     watchdog_pid: int
     run_as: str | None
+
+
+@dataclass(frozen=True)
+class Container:
+    """The container of a server this run started (docker backend only)."""
+
+    id: str
+    image: str
+    watchdog_pid: int
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class Server:
     superuser: bool = True
     start_seconds: float = 0.0
     process: LocalProcess | None = field(default=None, repr=False)
+    container: Container | None = field(default=None, repr=False)
 
     @property
     def major(self) -> int:
@@ -60,4 +70,9 @@ class Server:
     def from_json(cls, text: str) -> Server:
         data: dict[str, Any] = json.loads(text)
         process = data.pop("process")
-        return cls(**data, process=LocalProcess(**process) if process else None)
+        container = data.pop("container", None)
+        return cls(
+            **data,
+            process=LocalProcess(**process) if process else None,
+            container=Container(**container) if container else None,
+        )

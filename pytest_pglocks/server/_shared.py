@@ -17,8 +17,8 @@ from filelock import FileLock
 
 from .. import errors
 from .._settings import Settings
-from . import Server, _external, _local
-from ._binaries import find_binaries
+from . import Server, _docker, _external, _local
+from ._binaries import DEFAULT_MAJOR, find_binaries
 
 STATE = "pglocks-server.json"
 FAILURE = "pglocks-server.error"
@@ -64,6 +64,8 @@ def release(shared_dir: Path) -> Server | None:
             return None
         if server.process is not None:
             _local.stop(server.process)
+        elif server.container is not None:
+            _docker.stop(server.container)
         else:
             _drop_template(server)
         (shared_dir / STATE).unlink()
@@ -83,17 +85,59 @@ def _provision(
         version, source, superuser = _external.check(settings.dsn)
         server = Server(settings.dsn.value, version, "dsn", source, template, superuser)
     else:
-        binaries = find_binaries(settings, progress=progress)
-        dsn, process = _local.start(binaries, owner_pid, run_dir)
-        source = f"{binaries.bindir}, {binaries.source}"
-        server = Server(dsn, binaries.version, "local", source, template, process=process)
+        server = _start(settings, run_id, owner_pid, run_dir, template, progress)
     try:
         _create_template(server)
     except Exception:
         if server.process is not None:
             _local.stop(server.process)
+        if server.container is not None:
+            _docker.stop(server.container)
         raise
     return dataclasses.replace(server, start_seconds=time.monotonic() - started)
+
+
+def _start(
+    settings: Settings,
+    run_id: str,
+    owner_pid: int,
+    run_dir: Path,
+    template: str,
+    progress: Callable[[str], None],
+) -> Server:
+    """A local server, or a container (asked for, or auto's fallback when no binaries)."""
+    backend = settings.backend.value
+    if backend == "docker":
+        return _start_docker(settings, run_id, owner_pid, run_dir, template)
+    try:
+        binaries = find_binaries(settings, progress=progress)
+    except errors.ServerError as exc:
+        if backend != "auto" or settings.bindir.value is not None:
+            raise
+        docker_why = _docker.unreachable_reason()
+        if docker_why is not None:
+            raise errors.ServerError(
+                errors.AUTO_NO_DOCKER.format(why=exc, docker_why=docker_why)
+            ) from None
+        try:
+            return _start_docker(settings, run_id, owner_pid, run_dir, template)
+        except errors.ServerError as docker_exc:
+            raise errors.ServerError(
+                errors.AUTO_DOCKER_FAILED.format(why=exc, docker_why=docker_exc)
+            ) from None
+    dsn, process = _local.start(binaries, owner_pid, run_dir)
+    source = f"{binaries.bindir}, {binaries.source}"
+    return Server(dsn, binaries.version, "local", source, template, process=process)
+
+
+def _start_docker(
+    settings: Settings, run_id: str, owner_pid: int, run_dir: Path, template: str
+) -> Server:
+    spec = settings.pg.value
+    major = spec.major if spec is not None else DEFAULT_MAJOR
+    dsn, version, container = _docker.start(settings, major, run_id, owner_pid, str(run_dir))
+    source = f"container {container.id[:12]}, image {container.image}"
+    return Server(dsn, version, "docker", source, template, container=container)
 
 
 def _create_template(server: Server) -> None:
