@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,21 @@ class Inner:
             os.kill(pid, signal.SIGKILL)
         for pid in pids:
             wait_exit(pid, 30)
+
+
+def read_line(fd: int, timeout: float) -> bytes:
+    """One line from a pipe; b"" if the writer closed it first. Fails after ``timeout``."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            pytest.fail(f"no line from the inner run within {timeout} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
 
 
 def processes_mentioning(text: str) -> list[tuple[int, str]]:

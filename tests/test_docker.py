@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 from filelock import FileLock
-from fix_inner import Inner
+from fix_inner import Inner, read_line
 from fix_messages import Glob, pattern
 
 from pytest_pglocks import _settings, errors
@@ -53,21 +51,6 @@ def test_record_container(pglocks, pglocks_server):
     name = "container-" + os.environ.get("PYTEST_XDIST_WORKER", "main")
     pathlib.Path({records!r}, name + ".container").write_text(json.dumps(record))
 """
-
-
-def read_line(fd: int, timeout: float) -> bytes:
-    """One line from a pipe; b"" if the writer closed it first. Fails after ``timeout``."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not data.endswith(b"\n"):
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            pytest.fail(f"no line from the inner run within {timeout} s")
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b""
-        data += chunk
-    return data
 
 
 def containers_of(run: str) -> list[str]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import select
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from fix_inner import Inner, processes_mentioning
+from fix_inner import Inner, processes_mentioning, read_line
 
 from pytest_pglocks.server._process import wait_exit
 
@@ -104,21 +102,6 @@ def test_xdist_workers_share_one_server_and_leave_nothing(inner: Inner) -> None:
         assert len(others) == 1
         assert others[0].startswith("pglocks-run-")
     inner.assert_nothing_left(records)
-
-
-def read_line(fd: int, timeout: float) -> bytes:
-    """One line from a pipe; b"" if the writer closed it first. Fails after ``timeout``."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not data.endswith(b"\n"):
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            pytest.fail(f"no line from the inner run within {timeout} s")
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b""
-        data += chunk
-    return data
 
 
 def test_a_killed_run_still_stops_its_server(inner: Inner, monkeypatch: pytest.MonkeyPatch) -> None:
