@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PG ?=
 ARGS ?=
+RUNS ?= 1000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The benchmark's own venv: pytest-postgresql, installed there, must not load in test runs.
@@ -11,7 +12,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 PG_OPT := $(if $(PG),--pglocks-pg=$(PG))
 MAJORS := 14 15 16 17 18
 
-.PHONY: demo test matrix lint bench clean
+.PHONY: demo test matrix lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,10 @@ $(BENCH_STAMP): pyproject.toml
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench $(PG_OPT)
+
+# Not in CI: every example RUNS times under -n 2 beside a CPU hog, then what was left behind.
+soak: $(STAMP)
+	$(BIN)/python tools/soak.py --runs $(RUNS) $(if $(PG),--pg $(PG))
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -81,6 +81,7 @@ class TestContext:
         self, name: str, connect_kwargs: dict[str, Any], *, managed: bool = True
     ) -> Session:
         """A session; ``managed=False`` leaves deadlock_timeout and messages to the server."""
+        __tracebackhide__ = True
         import psycopg
 
         if name in self.sessions:

@@ -12,5 +12,7 @@ RUN_KEY = pytest.StashKey[Run]()
 CALL_FAILED_KEY = pytest.StashKey[bool]()
 HANDLE_KEY = pytest.StashKey[Pglocks]()
 CONTEXT_KEY = pytest.StashKey[TestContext]()
+# The failure message of a test whose server stopped answering (None: it still answers).
+OUTAGE_KEY = pytest.StashKey[str | None]()
 # user_properties entry of a spec item that wrote its expected output.
 WROTE_PROPERTY = "pglocks_wrote_expected"

@@ -77,7 +77,8 @@ def timeline(events: Sequence[Event], *, verbose: bool) -> str:
             )
         elif event.kind == "error":
             first = event.detail.splitlines()[0] if event.detail else ""
-            lines.append(stamp + f"# {event.session} error {event.sqlstate}: {first}")
+            code = f" {event.sqlstate}" if event.sqlstate else ""  # none: a client-side error
+            lines.append(stamp + f"# {event.session} error{code}: {first}")
         elif event.kind == "cancelled":
             lines.append(stamp + f"# {event.session} cancelled by pglocks")
         else:

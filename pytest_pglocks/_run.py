@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._database import Databases
+from ._private import private_dir, write_private
 from ._settings import Settings
 from .server import Server, _local, _shared
 
@@ -38,7 +39,7 @@ class Run:
     def server(self, progress: Callable[[str], None]) -> Server:
         """The run's server, started on first use by whichever process needs it first."""
         if self._server is None:
-            self.shared_dir.mkdir(mode=0o700, exist_ok=True)
+            private_dir(self.shared_dir)
             self._server = _shared.acquire(
                 self.settings,
                 self.shared_dir,
@@ -57,10 +58,10 @@ class Run:
         """Keep a failing test's database (and a local server) for --pglocks-keep."""
         if server.process is not None:
             _local.keep(server.process)
-        record = {"nodeid": nodeid, "dsn": server.conninfo(dbname)}
+        record = {"nodeid": nodeid, "dsn": server.printable_conninfo(dbname)}
         if server.process is not None:
             record["stop"] = f"kill -INT {server.process.postmaster_pid}"
-        (self.shared_dir / f"kept-{dbname}.json").write_text(json.dumps(record))
+        write_private(self.shared_dir / f"kept-{dbname}.json", json.dumps(record))
 
     def kept(self) -> list[dict[str, str]]:
         """Databases kept by any process of the run."""
@@ -69,6 +70,18 @@ class Run:
         return [
             json.loads(path.read_text()) for path in sorted(self.shared_dir.glob("kept-*.json"))
         ]
+
+    def outage(self, server: Server, nodeid: str) -> str | None:
+        """The failure message of test ``nodeid`` if the server stopped answering, else None."""
+        from .server import _outage
+
+        why = _outage.unreachable(server)
+        return None if why is None else _outage.message(server, self.shared_dir, nodeid, why)
+
+    def outage_summary(self) -> str | None:
+        from .server import _outage
+
+        return _outage.summary(self.shared_dir)
 
     def recorded_server(self) -> Server | None:
         return _shared.recorded(self.shared_dir) if self.shared_dir.exists() else None

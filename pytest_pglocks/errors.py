@@ -130,6 +130,13 @@ NO_RUN_AS_USER = (
     "not exist on this machine; create it (useradd --system {user}) or run the tests as a "
     "non-root user"
 )
+SERVER_GONE = "{what} stopped answering: {why}. The last lines of its log (kept at {log}):\n{tail}"
+SERVER_GONE_NO_LOG = "{what} stopped answering: {why}"
+SERVER_GONE_AGAIN = "{what} stopped answering during {nodeid} (see that test's failure){log}"
+NOT_PRIVATE = (
+    "{path} is not a private directory of this account (mode 0700, owned by you); another "
+    "account may have prepared it. Remove it, or set TMPDIR to a directory of your own"
+)
 DSN_UNSUPPORTED_VERSION = (
     "The server given by {source} is PostgreSQL {version}; pytest-pglocks "
     "supports 14 to 18. Point {source} at a supported server or drop it"

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import errors
 from ._context import TestContext, TestSettings
 from ._execute import Rows, execute
+from .errors import PglocksError
 from .monitor import LockRow, WaitGraph
 from .server import Server
 from .session import Session
@@ -86,15 +88,24 @@ class Pglocks:
 
     def session(self, name: str | None = None, **connect_kwargs: Any) -> Session:
         """A new session (connection on its own thread); extra arguments go to psycopg.connect."""
+        __tracebackhide__ = True
         if name is None:
             name = self._next_name()
         return self._context.new_session(name, dict(connect_kwargs))
 
     def sessions(self, *names: str | int) -> tuple[Session, ...]:
         """Several sessions: ``sessions("a", "b")`` or ``sessions(3)`` (named s1, s2, s3)."""
+        __tracebackhide__ = True
         if len(names) == 1 and isinstance(names[0], int):
             return tuple(self.session() for _ in range(names[0]))
-        return tuple(self.session(str(name)) for name in names)
+        given = [str(name) for name in names]
+        for name in given:  # all checked before any connects
+            if given.count(name) > 1 or name in self._context.sessions:
+                raise PglocksError(errors.DUPLICATE_SESSION.format(name=name))
+        created = []
+        for name in given:
+            created.append(self.session(name))
+        return tuple(created)
 
     def run_spec(self, spec: Path | str | Spec, *, timeout: float | None = None) -> SpecOutcome:
         """Run an isolation-tester spec in this test's database, with sessions of this test.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from . import _context, _report, _settings
 from ._context import TestContext
 from ._items import server_for, settings_for
-from ._keys import CALL_FAILED_KEY, CONTEXT_KEY, HANDLE_KEY, RUN_KEY, WROTE_PROPERTY
+from ._keys import CALL_FAILED_KEY, CONTEXT_KEY, HANDLE_KEY, OUTAGE_KEY, RUN_KEY, WROTE_PROPERTY
 from ._run import Run, new_run_id
 from .assertions import deadlock_failure
 from .handle import Pglocks
@@ -102,6 +103,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for name, value in report.user_properties:
             if name == WROTE_PROPERTY:
                 terminalreporter.write_line(f"pglocks: wrote the expected output {value}")
+    outage = run.outage_summary()
+    if outage is not None:
+        terminalreporter.write_line(outage)
     server = run.recorded_server()
     if server is not None:
         terminalreporter.write_line(
@@ -132,13 +136,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and report.failed:
         item.stash[CALL_FAILED_KEY] = True
         handle = item.stash.get(HANDLE_KEY, None)
-        if handle is not None:
+        outage = None if handle is None else _outage_of(item, handle.server)
+        if outage is not None:  # the test's own error is only a symptom of it
+            report.longrepr = outage
+        elif handle is not None:
             section = _failure_section(handle._context, item.config)
             held = [gate.report() for gate in handle._gates]
             if any(held):
                 section += "\n\ngates:\n" + "\n".join(f"  {line}" for line in held if line)
             report.sections.append(("pglocks", section))
     return report
+
+
+def _outage_of(item: pytest.Item, server: Server) -> str | None:
+    """The outage message once per test: the call's report and the teardown share it."""
+    if OUTAGE_KEY not in item.stash:
+        item.stash[OUTAGE_KEY] = item.config.stash[RUN_KEY].outage(server, item.nodeid)
+    return item.stash[OUTAGE_KEY]
 
 
 def _failure_section(context: TestContext, config: pytest.Config) -> str:
@@ -162,10 +176,12 @@ def pglocks_server(request: pytest.FixtureRequest) -> Server:
 @pytest.fixture
 def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[Pglocks]:
     """A fresh database for this test, cloned from the run's template and dropped afterwards."""
+    __tracebackhide__ = True
     run = request.config.stash[RUN_KEY]
     settings = settings_for(request.node, run, pglocks_server)
     databases = run.databases(pglocks_server)
-    dbname = databases.create()
+    with _failing_on_outage(request.node, pglocks_server, run_teardown=False):
+        dbname = databases.create()
     handle = Pglocks(pglocks_server, dbname, settings, _ispytest=True)
     handle._no_deadlock = request.node.get_closest_marker("no_deadlock") is not None
     request.node.stash[HANDLE_KEY] = handle
@@ -175,8 +191,29 @@ def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[
         yield handle
     finally:
         _context.set_current(None)
-        handle._close()
-        if run.settings.keep.value and request.node.stash.get(CALL_FAILED_KEY, False):
-            run.keep(pglocks_server, dbname, request.node.nodeid)
-        else:
-            databases.drop(dbname)
+        with _failing_on_outage(request.node, pglocks_server, run_teardown=True):
+            handle._close()
+            if run.settings.keep.value and request.node.stash.get(CALL_FAILED_KEY, False):
+                run.keep(pglocks_server, dbname, request.node.nodeid)
+            else:
+                databases.drop(dbname)
+
+
+@contextlib.contextmanager
+def _failing_on_outage(item: pytest.Item, server: Server, *, run_teardown: bool) -> Iterator[None]:
+    """A server error in the fixture becomes the outage message, if the server is gone; at
+    teardown, nothing more when the test's failure already said so."""
+    __tracebackhide__ = True
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError:
+        outage = _outage_of(item, server)
+        if outage is None:
+            raise
+        failure = outage
+    else:
+        return
+    if not (run_teardown and item.stash.get(CALL_FAILED_KEY, False)):
+        raise pytest.fail.Exception(failure, pytrace=False) from None  # the message alone

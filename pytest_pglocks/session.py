@@ -239,8 +239,14 @@ class Session:
     def set(self, **gucs: Any) -> None:
         """Set server parameters for this session, e.g. ``s.set(deadlock_timeout="10ms")``."""
         __tracebackhide__ = True
+        from psycopg import sql
+
         for name, value in gucs.items():
-            self.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, str(value)))
+            # Values inline, not as parameters: the timeline and errors show what was set.
+            statement = sql.SQL("SELECT pg_catalog.set_config({}, {}, false)").format(
+                sql.Literal(name), sql.Literal(str(value))
+            )
+            self.execute(statement.as_string(None))
             if name == "deadlock_timeout":
                 self._deadlock_timeout = self._applied = str(value)
 

@@ -236,10 +236,22 @@ def test_an_existing_server_given_by_dsn_gets_a_fresh_database_that_is_dropped(
     dsn_cli.assert_nothing_left()
 
 
+# A program started with SIGINT ignored keeps ignoring it (so does Python, and so does this
+# command): a background job of a non-interactive shell is started that way, and a test run
+# launched like that would pass the ignoring on. This launcher gives the command the
+# terminal's default, as an interactive Ctrl-C meets it.
+WITH_DEFAULT_SIGINT = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'pytest_pglocks'; runpy.run_module('pytest_pglocks', run_name='__main__')"
+)
+
+
 def test_an_interrupted_run_stops_its_server_and_exits_130(cli: Cli) -> None:
     spec = cli.write("waits.spec", WAITS)
+    command = cli.command(spec, "--timeout", "60")
+    assert command[1:3] == ["-m", "pytest_pglocks"]
     process = subprocess.Popen(
-        cli.command(spec, "--timeout", "60"),
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *command[3:]],
         cwd=cli.path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -47,6 +47,10 @@ def test_record_container(pglocks, pglocks_server):
         "watchdog_pid": pglocks_server.container.watchdog_pid,
         "version": pglocks_server.version,
         "backend": pglocks_server.backend,
+        "published_on": [
+            binding["HostIp"] for binding in container.attrs["NetworkSettings"]["Ports"]["5432/tcp"]
+        ],
+        "dsn_host": pglocks_server.dsn.split("host=")[1].split()[0],
     }}
     name = "container-" + os.environ.get("PYTEST_XDIST_WORKER", "main")
     pathlib.Path({records!r}, name + ".container").write_text(json.dumps(record))
@@ -126,6 +130,8 @@ def test_the_examples_and_session_tests_pass_and_the_container_is_removed(
     (container,) = containers_recorded(docker_inner)
     assert container["backend"] == "docker"
     assert container["version"].startswith(f"{major}.")
+    assert container["published_on"] == ["127.0.0.1"]  # never on every interface
+    assert container["dsn_host"] == "127.0.0.1"
     result.stdout.fnmatch_lines([f"pglocks: PostgreSQL {major}.* (docker, *{image}), ready in *"])
     assert containers_of(container["run"]) == []
     assert wait_exit(int(container["watchdog_pid"]), 0)

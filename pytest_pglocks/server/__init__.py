@@ -9,7 +9,21 @@ from typing import Any, Literal
 
 Backend = Literal["local", "docker", "dsn"]
 
-__all__ = ["Backend", "Container", "LocalProcess", "Server"]
+__all__ = ["Backend", "Container", "LocalProcess", "Server", "without_password"]
+
+
+def without_password(conninfo: str, **changes: str) -> str:
+    """``conninfo`` (with ``changes``) without its password, for anything printed."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        params = {**conninfo_to_dict(conninfo), **changes}
+    except Exception:  # not a conninfo at all: there is no password to find in it
+        return conninfo
+    if "password" not in params and not changes:
+        return conninfo  # as the user wrote it
+    params.pop("password", None)
+    return make_conninfo("", **params)
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,7 @@ class Server:
 
     __module__ = "pytest_pglocks"
 
-    dsn: str
+    dsn: str = field(repr=False)  # it holds the password
     version: str
     backend: Backend
     source: str
@@ -58,6 +72,12 @@ class Server:
         from psycopg.conninfo import make_conninfo
 
         return make_conninfo(self.dsn, dbname=dbname)
+
+    def printable_conninfo(self, dbname: str) -> str:
+        """A conninfo of ``dbname`` that is safe to print: never the password. For a local
+        server it names the private socket directory, where the run's own account needs none."""
+        socket = {"host": self.process.root} if self.process is not None else {}
+        return without_password(self.conninfo(dbname), **socket)
 
     def describe(self) -> str:
         """One line for the terminal: version, backend, where it came from."""

@@ -23,6 +23,7 @@ from ._local import SERVER_SETTINGS, START_TIMEOUT
 PORT = 5432
 LABEL_RUN = "pytest-pglocks.run"
 CONNECT_TIMEOUT = 2
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 POLL_INTERVAL = 0.1
 
 # Watchdogs this process started, reaped here rather than left as zombies.
@@ -91,10 +92,10 @@ def start(
         .with_env("POSTGRES_USER", "postgres")
         .with_env("POSTGRES_PASSWORD", password)
         .with_env("POSTGRES_DB", "postgres")
-        .with_exposed_ports(PORT)
         .with_command(command)
         .with_kwargs(labels={LABEL_RUN: run_id, "pytest-pglocks.owner": str(owner_pid)})
     )
+    host = _publish(container)
     try:
         container.start()
     except Exception as exc:  # docker.errors.ImageNotFound, APIError
@@ -104,12 +105,27 @@ def start(
     wrapped = container.get_wrapped_container()
     record = Container(wrapped.id, image, _start_watchdog(owner_pid, wrapped.id, run_dir))
     try:
-        dsn = _wait_ready(wrapped, image, container.get_container_host_ip(), password)
+        dsn = _wait_ready(wrapped, image, host, password)
         version = _version(dsn)
     except errors.ServerError:
         stop(record)
         raise
     return dsn, version, record
+
+
+def _publish(container: Any) -> str:
+    """Publish the server's port on a random host port; return the host to connect to.
+
+    A local engine publishes it on 127.0.0.1 only, so no other machine can reach the server;
+    a remote engine (DOCKER_HOST=tcp://...) must publish it on its own interfaces.
+    """
+    host: str = container.get_docker_client().host()
+    if host in LOOPBACK_HOSTS:
+        # docker-py's binding (address, None): that address, any free port.
+        container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)
+        return "127.0.0.1"
+    container.with_exposed_ports(PORT)
+    return host
 
 
 def _short(exc: BaseException) -> str:

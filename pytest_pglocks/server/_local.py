@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .. import errors
+from .._private import write_private
 from . import LocalProcess
 from ._binaries import Binaries
 from ._process import RunAs, run_as, wait_exit
@@ -88,8 +90,16 @@ def _run(argv: list[str], account: RunAs | None, cwd: Path, log: Path, what: str
         raise subprocess.CalledProcessError(result.returncode, what)
 
 
-def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, LocalProcess]:
-    """initdb and start a server; return its conninfo and processes. Stopped by the watchdog."""
+def start(
+    binaries: Binaries, owner_pid: int, run_dir: Path, *, encoding: str | None = "UTF8"
+) -> tuple[str, LocalProcess]:
+    """initdb and start a server; return its conninfo and processes. Stopped by the watchdog.
+
+    Only this run can connect: TCP needs a random superuser password (scram-sha-256), which
+    is in the returned conninfo only, and the Unix socket lies in a directory only the
+    server's account may enter. ``encoding=None`` keeps initdb's choice (SQL_ASCII under the
+    C locale), for tests of servers like that.
+    """
     account = run_as()
     if account:
         _check_readable(binaries, account)
@@ -103,6 +113,8 @@ def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, Local
         os.chown(log, account.uid, account.gid)
     bindir = binaries.bindir
     port = _free_port()
+    password = secrets.token_urlsafe(24)
+    pwfile = root / "initdb.pw"
     options = " ".join(  # pg_ctl hands them to a shell
         f"-c {name}={shlex.quote(value)}"
         for name, value in {
@@ -112,14 +124,18 @@ def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, Local
         }.items()
     )
     try:
+        write_private(pwfile, password, owner=(account.uid, account.gid) if account else None)
         _run(
-            [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust"]
-            + ["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres"]
+            + ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+            + (["-E", encoding] if encoding else [])
+            + ["--locale=C", "--no-sync", "--no-instructions"],
             account,
             root,
             log,
             "initdb",
         )
+        pwfile.unlink()
         _run(
             [str(bindir / "pg_ctl"), "start", "-w", "-t", str(START_TIMEOUT), "-s"]
             + ["-D", str(datadir), "-l", str(log), "-o", options],
@@ -153,7 +169,8 @@ def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, Local
         watchdog_pid=watchdog.pid,
         run_as=account.user if account else None,
     )
-    return f"host=127.0.0.1 port={port} user=postgres dbname=postgres", process
+    dsn = f"host=127.0.0.1 port={port} user=postgres password={password} dbname=postgres"
+    return dsn, process
 
 
 def keep(process: LocalProcess) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .. import errors
+from .._private import write_private
 from .._settings import Settings
 from . import Server, _docker, _external, _local
 from ._binaries import DEFAULT_MAJOR, find_binaries
@@ -44,9 +45,9 @@ def acquire(
         try:
             server = _provision(settings, run_id, owner_pid, shared_dir, progress)
         except errors.ServerError as exc:
-            failure.write_text(str(exc))
+            write_private(failure, str(exc))
             raise
-        state.write_text(server.to_json())
+        write_private(state, server.to_json())  # the conninfo holds the password
         return server
 
 
@@ -82,8 +83,8 @@ def _provision(
     started = time.monotonic()
     template = f"pglocks_{run_id}_template"
     if settings.dsn.value:
-        version, source, superuser = _external.check(settings.dsn)
-        server = Server(settings.dsn.value, version, "dsn", source, template, superuser)
+        dsn, version, source, superuser = _external.check(settings.dsn)
+        server = Server(dsn, version, "dsn", source, template, superuser)
     else:
         server = _start(settings, run_id, owner_pid, run_dir, template, progress)
     try:

@@ -5,8 +5,9 @@ detached; for a container (docker backend) as ``... docker OWNER_PID CONTAINER_I
 which removes the container (``docker rm -f``) when the owner ends, however it ends.
 It waits on the kernel for the owner (the pytest process, or xdist's controller) or the
 postmaster to exit, or for SIGTERM (the owner's normal stop). Then it shuts the server down and
-removes its directory, unless the run asked to keep it (``--pglocks-keep``), in which case it
-waits for whoever stops the server by hand and cleans up after that.
+removes its directory, keeping the log of a server that exited on its own, unless the run
+asked to keep it (``--pglocks-keep``), in which case it waits for whoever stops the server by
+hand and cleans up after that.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from . import LocalProcess
 from ._local import is_kept, stop_and_remove
+from ._outage import keep_log
 from ._process import wait_any_exit
 
 
@@ -68,6 +70,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if postmaster not in exited and is_kept(process):
         wait_any_exit([postmaster])
+    elif exited == {postmaster} and not is_kept(process):  # it died while the run goes on
+        keep_log(process, Path(run_dir))
     stop_and_remove(process)
     if owner_died:  # nobody else will remove the run's shared files
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from fix_inner import Inner
 from fix_messages import Glob, line_pattern
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_pglocks import Server, errors
+from pytest_pglocks._keys import RUN_KEY
+from pytest_pglocks.server import _local
+from pytest_pglocks.server._binaries import find_binaries
 
 
 @pytest.fixture
@@ -72,8 +76,13 @@ def role_without_createdb(pglocks_server: Server) -> Iterator[str]:
     if pglocks_server.backend != "local":
         pytest.skip("creates a role; needs the server this run started")
     role = f"pglocks_nocreatedb_{os.getpid()}"
+    password = conninfo_to_dict(pglocks_server.dsn)["password"]  # TCP asks every role for one
     with psycopg.connect(pglocks_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
     yield role
     with psycopg.connect(pglocks_server.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
@@ -89,3 +98,59 @@ def test_a_role_that_may_not_create_databases_is_told_how_to_grant_it(
     result.stdout.fnmatch_lines(
         [line_pattern(errors.DSN_NO_CREATEDB, role=role_without_createdb, source="--pglocks-dsn")]
     )
+
+
+@pytest.fixture
+def sql_ascii_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A second server of the outer run's version whose databases are SQL_ASCII (initdb under
+    the C locale without -E), as some long-lived servers are; yields its conninfo."""
+    if request.getfixturevalue("pglocks_server").backend != "local":
+        pytest.skip("starts a server from the binaries of the outer run's local server")
+    settings = request.config.stash[RUN_KEY].settings
+    binaries = find_binaries(settings, progress=lambda line: None)
+    dsn, process = _local.start(binaries, os.getpid(), tmp_path, encoding=None)
+    try:
+        yield dsn
+    finally:
+        _local.stop(process)
+
+
+def test_a_sql_ascii_server_works_like_any_other(dsn_inner: Inner, sql_ascii_server: str) -> None:
+    dsn_inner.pytester.makepyfile(
+        test_on_sql_ascii="""
+        from pytest_pglocks import assert_blocks, expect_deadlock
+
+        def test_sessions_reports_and_deadlocks(facts, pglocks):
+            facts["encoding"] = pglocks.execute("SHOW server_encoding")[0][0]
+            pglocks.execute("CREATE TABLE t (a int PRIMARY KEY, b text)")
+            pglocks.execute("INSERT INTO t VALUES (1, 'x'), (2, 'y')")
+            s1, s2 = pglocks.sessions("s1", "s2")
+            s1.begin()
+            s2.begin()
+            assert s1.execute("UPDATE t SET b = 'é' WHERE a = 1 RETURNING b") == [("é",)]
+            s2.execute("UPDATE t SET b = 'z' WHERE a = 2")
+            wait = assert_blocks(s2.submit("UPDATE t SET b = 'w' WHERE a = 1"), on=s1)
+            facts["relation"] = wait.relation
+            facts["graph"] = str(pglocks.graph())
+            with expect_deadlock(victim=s1):
+                s1.submit("UPDATE t SET b = 'v' WHERE a = 2")
+            s1.rollback()
+            s2.commit()
+
+        def test_a_failure_report(pglocks):
+            pglocks.execute("CREATE TABLE u (a int PRIMARY KEY)")
+            s1 = pglocks.session("s1")
+            s1.execute("SELECT 'é' FROM u")
+            raise AssertionError("to see the report")
+        """
+    )
+    result = dsn_inner.run(f"--pglocks-dsn={sql_ascii_server}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*- pglocks -*", "*s1*SELECT 'é' FROM u*"])
+    assert "ValueError" not in result.stdout.str()
+    record = dsn_inner.records()["test_sessions_reports_and_deadlocks"]
+    assert record["encoding"] == "SQL_ASCII"
+    assert record["relation"] == "t"
+    assert "s2" in record["graph"]
+    assert "s1" in record["graph"]
+    assert dsn_inner.leftovers() == []

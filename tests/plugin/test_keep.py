@@ -44,6 +44,10 @@ def test_a_failing_tests_database_is_kept_until_the_server_is_stopped_by_hand(
     postmaster = int(kept["pid"])
     assert postmaster == failed["process"]["postmaster_pid"]
 
+    summary = [line for line in result.outlines if line.startswith("pglocks:")]
+    assert summary
+    assert not [line for line in summary if "password" in line]
+    assert f"host={failed['process']['root']} " in kept["dsn"]  # the private socket: no password
     with psycopg.connect(kept["dsn"]) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == (failed["dbname"],)
         assert conn.execute("SELECT a FROM evidence").fetchall() == [(7,)]

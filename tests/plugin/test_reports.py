@@ -292,3 +292,46 @@ def test_the_report_names_gates_and_observed_backends(inner: Inner) -> None:
             "  t before update (closed): holds s1 (pid *)",
         ]
     )
+
+
+MISUSE = """
+def test_duplicate_names(pglocks):
+    pglocks.sessions("a", "a")
+
+def test_bad_parameter(pglocks):
+    pglocks.session("s").set(no_such_parameter="1")
+"""
+
+
+def test_misuse_is_reported_at_the_tests_line_in_the_users_words(inner: Inner) -> None:
+    inner.pytester.makepyfile(test_misuse=MISUSE)
+    result = inner.run("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            '>       pglocks.sessions("a", "a")',
+            "E       *PglocksError: a session named 'a' already exists in this test; *",
+            "test_misuse.py:2: PglocksError",
+            '>       pglocks.session("s").set(no_such_parameter="1")',
+            'E       *UndefinedObject: unrecognized configuration parameter "no_such_parameter"',
+            'E       pglocks: raised in session s by "SELECT pg_catalog.set_config('
+            "'no_such_parameter', '1'*",
+        ]
+    )
+    output = result.stdout.str()
+    for internal in ("handle.py", "_context.py", "session.py", "%s"):
+        assert internal not in output
+
+
+def test_an_error_without_sqlstate_is_shown_without_one() -> None:
+    from pytest_pglocks._report import timeline
+    from pytest_pglocks._timeline import Event
+
+    events = [
+        Event(0.001, "s1", "sent", "SELECT 1", detail="execute"),
+        Event(0.002, "s1", "error", "SELECT 1", detail="server closed the connection"),
+        Event(0.003, "s2", "error", "SELECT 2", detail="division by zero", sqlstate="22012"),
+    ]
+    lines = timeline(events, verbose=True).splitlines()
+    assert lines[1].endswith("# s1 error: server closed the connection")
+    assert lines[2].endswith("# s2 error 22012: division by zero")
