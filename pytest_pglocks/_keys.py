@@ -14,3 +14,5 @@ HANDLE_KEY = pytest.StashKey[Pglocks]()
 CONTEXT_KEY = pytest.StashKey[TestContext]()
 # user_properties entry of a spec item that wrote its expected output.
 WROTE_PROPERTY = "pglocks_wrote_expected"
+# user_properties entry naming a picture written by --pglocks-report.
+PICTURE_PROPERTY = "pglocks_picture"
