@@ -176,10 +176,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if wants_picture or wants_html:
         from .report import _outputs
 
-        svg = _outputs.picture(handle._context, graph, title=item.nodeid, verdict=_verdict(report))
-        if wants_picture and directory is not None:
-            path = _outputs.save(directory, item.nodeid, svg)
-            report.user_properties.append((PICTURE_PROPERTY, str(path)))
+        try:
+            svg = _outputs.picture(
+                handle._context, graph, title=item.nodeid, verdict=_verdict(report)
+            )
+            if wants_picture and directory is not None:
+                path = _outputs.save(directory, item.nodeid, svg)
+                report.user_properties.append((PICTURE_PROPERTY, str(path)))
+        except Exception as exc:  # a picture must never hide the test's own outcome
+            report.sections.append(("pglocks", f"(could not draw the picture: {exc})"))
+            return report
         if wants_html:
             _outputs.attach_html(report, svg)
     return report

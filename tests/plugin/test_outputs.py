@@ -182,3 +182,24 @@ def test_progress_is_a_line_of_its_own_and_silent_under_qq(
         assert not any("downloading" in line for line in lines)
     else:
         assert "pglocks: downloading PostgreSQL 99.9 (1 MB)" in lines
+
+
+BLOCKED_PICTURE = """
+from pathlib import Path
+
+
+def test_fails_where_its_picture_cannot_go(pglocks):
+    pglocks.session().execute("SELECT 1")
+    Path("pictures").write_text("")  # now a file where the directory should be
+    raise AssertionError("the test's own failure")
+"""
+
+
+def test_a_picture_that_cannot_be_written_leaves_the_failure_as_it_is(inner: Inner) -> None:
+    inner.pytester.makepyfile(test_blocked=BLOCKED_PICTURE)
+    result = inner.run("--pglocks-report=pictures")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["E * AssertionError: the test's own failure", "(could not draw the picture: *pictures*)"]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
