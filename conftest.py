@@ -23,7 +23,13 @@ def run_as_test_module(example: Example) -> None:
     page = Path(example.path).stem
     name = re.sub(r"\W", "_", f"test_{page}_{example.line}")
     pytester.makepyfile(**{name: example.parsed})
-    result = pytester.runpytest_inprocess(f"--pglocks-dsn={server.dsn}", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(
+        f"--pglocks-dsn={server.dsn}",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",  # as this project's ini has it
+    )
     if result.ret != 0:
         pytest.fail(
             f"the python block at {example.path}:{example.line}, saved alone as {name}.py, "
