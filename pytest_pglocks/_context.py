@@ -190,7 +190,7 @@ class TestContext:
         """Cancel ``pending`` on the server and wait until its session is free again."""
         if not pending.done():
             pending._cancel(CLOSE_TIMEOUT)
-        self.timeline.record(pending.session.name, "cancelled", pending.sql)
+        self.timeline.record(pending.session.name, "cancelled", pending.sql, where=pending.where)
 
     def close(self) -> None:
         """Cancel what still runs, close every connection."""

@@ -16,3 +16,5 @@ CONTEXT_KEY = pytest.StashKey[TestContext]()
 OUTAGE_KEY = pytest.StashKey[str | None]()
 # user_properties entry of a spec item that wrote its expected output.
 WROTE_PROPERTY = "pglocks_wrote_expected"
+# user_properties entry naming a picture written by --pglocks-report.
+PICTURE_PROPERTY = "pglocks_picture"

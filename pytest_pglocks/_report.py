@@ -62,11 +62,13 @@ def _call(event: Event) -> str:
 
 
 def timeline(events: Sequence[Event], *, verbose: bool) -> str:
-    """The statements as the calls the user made, with what happened as comments."""
+    """The statements as the calls the user made, with what happened as comments; each entry
+    after its time and the test's line it belongs to."""
     shown = [event for event in events if verbose or event.kind != "notice"]
+    width = max((len(event.where) for event in shown), default=0)
     lines = []
     for event in shown:
-        stamp = f"{event.at * 1000:8.1f} ms  "
+        stamp = f"{event.at * 1000:8.1f} ms  " + (f"{event.where:<{width}}  " if width else "")
         if event.kind == "sent":
             lines.append(stamp + _call(event))
         elif event.kind == "blocked":

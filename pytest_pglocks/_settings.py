@@ -132,6 +132,14 @@ def parse_path(value: str, source: str) -> Path:
     return Path(value).expanduser()
 
 
+def parse_directory(value: str, source: str) -> Path:
+    """A directory to write into: missing is fine (it is made), a file is not."""
+    path = parse_path(value, source)
+    if path.exists() and not path.is_dir():
+        raise pytest.UsageError(errors.REPORT_NOT_A_DIRECTORY.format(value=value, source=source))
+    return path
+
+
 def parse_text(value: str, source: str) -> str:
     return value
 
@@ -218,6 +226,21 @@ OPTIONS = (
         flag=True,
         ini=False,
     ),
+    Option(
+        "report",
+        "Write a picture (self-contained SVG) of each failing test's sessions and waits into "
+        "this directory.",
+        parse_directory,
+        metavar="DIR",
+    ),
+    Option(
+        "report_passed",
+        "With --pglocks-report: a picture of passing tests too (select them with -k).",
+        parse_bool,
+        default=False,
+        flag=True,
+        ini=False,
+    ),
 )
 
 
@@ -277,6 +300,8 @@ class Settings:
     deadlock_timeout: Setting[str]
     explore_limit: Setting[int]
     keep: Setting[bool]
+    report: Setting[Path | None]
+    report_passed: Setting[bool]
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -303,6 +328,10 @@ class Settings:
         if values["cache_dir"].value is None:
             values["cache_dir"] = Setting(default_cache_dir(), "default")
         settings = cls(**values)
+        if settings.report_passed.value and settings.report.value is None:
+            raise pytest.UsageError(
+                errors.REPORT_PASSED_ALONE.format(source=settings.report_passed.source)
+            )
         if settings.dsn.value and settings.pg.value is not None:
             raise pytest.UsageError(
                 errors.DSN_AND_PG.format(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-EventKind = Literal["sent", "blocked", "done", "error", "notice", "cancelled"]
+EventKind = Literal["sent", "blocked", "done", "error", "notice", "cancelled", "gate", "barrier"]
 
 DEADLOCK_DETECTED = "40P01"
 
@@ -23,6 +23,8 @@ class Event:
     sql: str
     detail: str = ""
     sqlstate: str | None = None
+    where: str = ""  # file:line of the test's call this event belongs to
+    blockers: tuple[str, ...] = ()  # of a "blocked" event: the names of the blocking backends
 
 
 class Timeline:
@@ -40,8 +42,13 @@ class Timeline:
         sql: str,
         detail: str = "",
         sqlstate: str | None = None,
+        *,
+        where: str = "",
+        blockers: tuple[str, ...] = (),
     ) -> Event:
-        event = Event(time.monotonic() - self._start, session, kind, sql, detail, sqlstate)
+        event = Event(
+            time.monotonic() - self._start, session, kind, sql, detail, sqlstate, where, blockers
+        )
         with self._changed:
             self._events.append(event)
             self._changed.notify_all()

@@ -16,7 +16,7 @@ from ._timeline import DEADLOCK_DETECTED
 from .errors import PglocksError, PglocksWarning, WaitTimeout
 from .monitor import WaitGraph
 from .observe import Observed
-from .session import Pending, Session, shorten
+from .session import Pending, Session, caller_location, shorten
 
 __all__ = ["DeadlockExpectation", "Wait", "assert_blocks", "assert_not_blocks", "expect_deadlock"]
 
@@ -155,7 +155,14 @@ def _seen_waiting(pending: Pending) -> Wait | None:
     if pending.done():  # it finished meanwhile: the look was a transient
         return None
     wait = Wait.observe(pending.session, graph)
-    context.timeline.record(pending.session.name, "blocked", pending.sql, str(wait))
+    context.timeline.record(
+        pending.session.name,
+        "blocked",
+        pending.sql,
+        str(wait),
+        where=pending.where,
+        blockers=tuple(blocker.name for blocker in wait.blockers),
+    )
     return wait
 
 
@@ -244,7 +251,14 @@ def _assert_backend_blocks(
                             target=_describe_backend(backend), why=why, wait=wait, graph=wait.graph
                         )
                     )
-                context.timeline.record(backend.name, "blocked", "", str(wait))
+                context.timeline.record(
+                    backend.name,
+                    "blocked",
+                    "",
+                    str(wait),
+                    where=caller_location(),
+                    blockers=tuple(blocker.name for blocker in wait.blockers),
+                )
                 return wait
         if time.monotonic() >= deadline:
             raise WaitTimeout(

@@ -19,10 +19,14 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import errors
 from .errors import PglocksError, WaitTimeout
 from .session import PACKAGE_DIR, caller_location
+
+if TYPE_CHECKING:
+    from ._timeline import Timeline
 
 __all__ = ["Barrier"]
 
@@ -109,6 +113,7 @@ class Barrier:
         *,
         timeout: float,
         _registry: list[Barrier] | None = None,
+        _timeline: Timeline | None = None,
         _ispytest: bool = False,
     ) -> None:
         if not _ispytest:
@@ -120,6 +125,7 @@ class Barrier:
         self.timeout = timeout
         # The barriers of the same test (the handle appends this one after construction).
         self._registry = registry
+        self._timeline = _timeline  # the test's, where arrivals and releases are recorded
         self._parked: list[_Caller] = []
         self._waits: list[_TestWait] = []
         self._closed = False
@@ -267,6 +273,7 @@ class Barrier:
             chosen = self._parked[: len(self._parked) if count is None else count]
             del self._parked[: len(chosen)]
             self._let_go(chosen)
+        self._record(f"released {len(chosen)}", caller_location())
         return len(chosen)
 
     # internals
@@ -286,7 +293,12 @@ class Barrier:
             caller = _Caller(who, where, time.monotonic(), wake)
             self._parked.append(caller)
             _notify()
-            return caller
+        self._record(f"reached by {who}", where)
+        return caller
+
+    def _record(self, what: str, where: str) -> None:
+        if self._timeline is not None:
+            self._timeline.record(f"barrier {self.name}", "barrier", "", detail=what, where=where)
 
     def _let_go(self, callers: list[_Caller]) -> None:
         """Mark ``callers`` released and wake them; call with ``_changed`` held."""

@@ -81,6 +81,14 @@ BAD_INTERVAL = (
 )
 BAD_COUNT = "{value!r} (from {source}) is not a positive whole number"
 BAD_BOOL = "{value!r} (from {source}) is not a yes/no value; use 1, true, yes, 0, false or no"
+REPORT_NOT_A_DIRECTORY = (
+    "{value!r} (from {source}) is a file; --pglocks-report takes a directory for the pictures "
+    "(it is created if missing)"
+)
+REPORT_PASSED_ALONE = (
+    "{source} asks for pictures of passing tests, but no directory was given for them; "
+    "add --pglocks-report=DIR"
+)
 DSN_AND_PG = (
     "A DSN ({dsn_source}) and a version ({pg_source}) were both given; "
     "a DSN names an existing server whose version is fixed, so drop one of them"

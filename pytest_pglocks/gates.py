@@ -32,7 +32,7 @@ from . import errors
 from ._context import poll_gaps
 from .errors import PglocksError, WaitTimeout
 from .monitor import WaitGraph
-from .session import Pending, Session, shorten
+from .session import Pending, Session, caller_location, shorten
 
 if TYPE_CHECKING:
     import psycopg
@@ -346,9 +346,11 @@ class Gate:
                     raise PglocksError(errors.GATE_ONCE_OPEN.format(name=self.name))
                 old = self._advance(conn)
                 conn.execute(UNLOCK, (self.key, old))
+                self._record("opened once")
             elif self._armed:
                 conn.execute(UNLOCK, (self.key, self._generation))
                 self._armed = False
+                self._record("opened")
 
     def close(self) -> None:
         """Re-arm an open gate: rows reaching it from now on wait (no-op if it is closed)."""
@@ -357,6 +359,7 @@ class Gate:
             if not self._armed:
                 self._advance(conn)
                 self._armed = True
+                self._record("closed")
 
     @property
     def closed(self) -> bool:
@@ -399,14 +402,21 @@ class Gate:
             finished = pace.wait(gap)
             held = self.held()
             if pid is None and held:
+                self._record(f"reached by {self._held_names(held[:1])}")
                 return held[0]
             if pid is not None and pid in held:
+                self._record(f"reached by {self._held_names([pid])}")
                 return pid
             if finished and pending is not None:
                 raise AssertionError(self._passed(pending, who, held))
             if time.monotonic() >= deadline:
                 raise WaitTimeout(self._not_reached(pid, who, limit, held))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record(self, what: str) -> None:
+        self._context.timeline.record(
+            f"gate {self.name}", "gate", "", detail=what, where=caller_location()
+        )
 
     # wait_reached's helpers
 

@@ -182,7 +182,11 @@ class Pglocks:
         from .barriers import Barrier
 
         barrier = Barrier(
-            name, timeout=self._context.settings.timeout, _registry=self._barriers, _ispytest=True
+            name,
+            timeout=self._context.settings.timeout,
+            _registry=self._barriers,
+            _timeline=self._context.timeline,
+            _ispytest=True,
         )
         self._barriers.append(barrier)
         return barrier

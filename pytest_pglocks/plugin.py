@@ -13,11 +13,20 @@ import pytest
 from . import _context, _report, _settings
 from ._context import TestContext
 from ._items import server_for, settings_for
-from ._keys import CALL_FAILED_KEY, CONTEXT_KEY, HANDLE_KEY, OUTAGE_KEY, RUN_KEY, WROTE_PROPERTY
+from ._keys import (
+    CALL_FAILED_KEY,
+    CONTEXT_KEY,
+    HANDLE_KEY,
+    OUTAGE_KEY,
+    PICTURE_PROPERTY,
+    RUN_KEY,
+    WROTE_PROPERTY,
+)
 from ._run import Run, new_run_id
 from .assertions import deadlock_failure
 from .handle import Pglocks
 from .isolation._collect import SpecFile
+from .monitor import WaitGraph
 from .server import Server
 
 MARKERS = (
@@ -73,6 +82,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "pglocks-xdist")
+    if config.getoption("xmlpath", None) and workerinput is None:
+        from .report._outputs import JunitOutput
+
+        config.pluginmanager.register(JunitOutput(config), "pglocks-junitxml")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -97,12 +110,20 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash[RUN_KEY]
-    if not run.is_owner:
+    if not run.is_owner or config.get_verbosity() < -1:  # -qq: errors only
         return
-    for report in terminalreporter.stats.get("passed", []):
-        for name, value in report.user_properties:
-            if name == WROTE_PROPERTY:
-                terminalreporter.write_line(f"pglocks: wrote the expected output {value}")
+    pictures = 0
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in report.user_properties:
+                if name == WROTE_PROPERTY:
+                    terminalreporter.write_line(f"pglocks: wrote the expected output {value}")
+                pictures += name == PICTURE_PROPERTY
+    if pictures:
+        terminalreporter.write_line(
+            f"pglocks: {pictures} picture{'s' * (pictures != 1)} of sessions and waits in "
+            f"{run.settings.report.value}"
+        )
     outage = run.outage_summary()
     if outage is not None:
         terminalreporter.write_line(outage)
@@ -132,19 +153,50 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.when == "call" and report.failed:
+    report: pytest.TestReport = yield
+    if report.when != "call":
+        return report
+    if report.failed:
         item.stash[CALL_FAILED_KEY] = True
-        handle = item.stash.get(HANDLE_KEY, None)
-        outage = None if handle is None else _outage_of(item, handle.server)
-        if outage is not None:  # the test's own error is only a symptom of it
-            report.longrepr = outage
-        elif handle is not None:
-            section = _failure_section(handle._context, item.config)
-            held = [gate.report() for gate in handle._gates]
-            if any(held):
-                section += "\n\ngates:\n" + "\n".join(f"  {line}" for line in held if line)
-            report.sections.append(("pglocks", section))
+    handle = item.stash.get(HANDLE_KEY, None)
+    if handle is None:
+        return report
+    outage = _outage_of(item, handle.server) if report.failed else None
+    if outage is not None:  # the test's own error is only a symptom of it
+        report.longrepr = outage
+        return report
+    settings = item.config.stash[RUN_KEY].settings
+    directory = settings.report.value
+    wants_picture = directory is not None and (report.failed or settings.report_passed.value)
+    wants_html = bool(item.config.getoption("htmlpath", None)) and (report.failed or wants_picture)
+    if not (report.failed or wants_picture or wants_html):
+        return report
+    graph, unreadable = _final_graph(handle._context)
+    if report.failed:
+        section = _report.section(
+            handle._context.timeline.events(), graph, verbose=item.config.get_verbosity() > 0
+        )
+        if unreadable:
+            section += f"\n(could not read the locks: {unreadable})"
+        held = [gate.report() for gate in handle._gates]
+        if any(held):
+            section += "\n\ngates:\n" + "\n".join(f"  {line}" for line in held if line)
+        _attach_section(report, section)
+    if wants_picture or wants_html:
+        from .report import _outputs
+
+        try:
+            svg = _outputs.picture(
+                handle._context, graph, title=item.nodeid, verdict=_verdict(report)
+            )
+            if wants_picture and directory is not None:
+                path = _outputs.save(directory, item.nodeid, svg)
+                report.user_properties.append((PICTURE_PROPERTY, str(path)))
+        except Exception as exc:  # a picture must never hide the test's own outcome
+            report.sections.append(("pglocks", f"(could not draw the picture: {exc})"))
+            return report
+        if wants_html:
+            _outputs.attach_html(report, svg)
     return report
 
 
@@ -155,15 +207,28 @@ def _outage_of(item: pytest.Item, server: Server) -> str | None:
     return item.stash[OUTAGE_KEY]
 
 
-def _failure_section(context: TestContext, config: pytest.Config) -> str:
-    verbose = config.get_verbosity() > 0
+def _final_graph(context: TestContext) -> tuple[WaitGraph | None, str]:
+    """The wait-for graph as the test ended, or why it could not be read."""
     try:
-        graph = context.graph() if context.sessions else None
+        return (context.graph() if context.sessions else None), ""
     except Exception as exc:  # the server may be what failed; the timeline still helps
-        return _report.section(context.timeline.events(), None, verbose=verbose) + (
-            f"\n(could not read the locks: {exc})"
-        )
-    return _report.section(context.timeline.events(), graph, verbose=verbose)
+        return None, str(exc)
+
+
+def _attach_section(report: pytest.TestReport, section: str) -> None:
+    """The report goes with the failure itself, so that ``--show-capture=no`` and
+    ``--show-capture=stdout`` cannot hide it (they filter ``report.sections``)."""
+    longrepr: Any = report.longrepr
+    if hasattr(longrepr, "addsection"):
+        longrepr.addsection("pglocks", section)
+    else:
+        report.sections.append(("pglocks", section))
+
+
+def _verdict(report: pytest.TestReport) -> str:
+    """The failure's first line, or the outcome."""
+    message = getattr(getattr(report.longrepr, "reprcrash", None), "message", "")
+    return str(message).splitlines()[0] if message else report.outcome
 
 
 @pytest.fixture(scope="session")

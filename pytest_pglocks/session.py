@@ -283,7 +283,7 @@ class Session:
                     where=self._last.where,
                 )
             )
-        self._context.timeline.record(self.name, "sent", sql, detail=call)
+        self._context.timeline.record(self.name, "sent", sql, detail=call, where=where)
         pending = Pending(self, sql, Future(), where)
         # Decided here, in the caller's thread: an expect_deadlock block may end before the
         # session's thread starts the statement.
@@ -312,7 +312,12 @@ class Session:
             if exc.diag.message_detail:
                 detail += "\n" + exc.diag.message_detail
             self._context.timeline.record(
-                self.name, "error", pending.sql, detail=detail, sqlstate=exc.sqlstate
+                self.name,
+                "error",
+                pending.sql,
+                detail=detail,
+                sqlstate=exc.sqlstate,
+                where=pending.where,
             )
             exc.add_note(f"pglocks: raised in session {self.name} by {shorten(pending.sql)!r}")
             raise
@@ -320,7 +325,9 @@ class Session:
             self._running = None
             self._after_statement()
         detail = "" if rows is None else f"{len(rows)} row{'s' * (len(rows) != 1)}"
-        self._context.timeline.record(self.name, "done", pending.sql, detail=detail)
+        self._context.timeline.record(
+            self.name, "done", pending.sql, detail=detail, where=pending.where
+        )
         return rows
 
     def _run_results(self, pending: Pending) -> list[Result]:
@@ -356,10 +363,15 @@ class Session:
         failed = [result.error for result in results if result.error is not None]
         for error in failed:
             self._context.timeline.record(
-                self.name, "error", pending.sql, detail=error.message, sqlstate=error.sqlstate
+                self.name,
+                "error",
+                pending.sql,
+                detail=error.message,
+                sqlstate=error.sqlstate,
+                where=pending.where,
             )
         if not failed:
-            self._context.timeline.record(self.name, "done", pending.sql)
+            self._context.timeline.record(self.name, "done", pending.sql, where=pending.where)
         return results
 
     def _apply_deadlock_timeout(self, wanted: str | None) -> None:
@@ -388,7 +400,11 @@ class Session:
         message = diagnostic.message_primary or ""
         sql = self._running.sql if self._running else ""
         self._context.timeline.record(
-            self.name, "notice", sql, detail=f"{diagnostic.severity}: {message}"
+            self.name,
+            "notice",
+            sql,
+            detail=f"{diagnostic.severity}: {message}",
+            where=self._running.where if self._running else "",
         )
         if self._running is not None and CHECKED_NOTICE.match(message):
             self._running._checked.set()

@@ -171,3 +171,27 @@ def test_dsn_together_with_a_version_is_refused_naming_both_sources(
     assert_message(
         str(excinfo.value), errors.DSN_AND_PG, dsn_source="PGLOCKS_DSN", pg_source="--pglocks-pg"
     )
+
+
+def test_the_picture_directory_may_be_missing_but_not_a_file(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    assert settings(pytester, f"--pglocks-report={tmp_path / 'new'}").report.value == (
+        tmp_path / "new"
+    )
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(pytest.UsageError) as excinfo:
+        settings(pytester, f"--pglocks-report={afile}")
+    assert_message(
+        str(excinfo.value),
+        errors.REPORT_NOT_A_DIRECTORY,
+        value=str(afile),
+        source="--pglocks-report",
+    )
+
+
+def test_pictures_of_passing_tests_need_a_directory(pytester: pytest.Pytester) -> None:
+    with pytest.raises(pytest.UsageError) as excinfo:
+        settings(pytester, "--pglocks-report-passed")
+    assert_message(str(excinfo.value), errors.REPORT_PASSED_ALONE, source="--pglocks-report-passed")

@@ -67,7 +67,7 @@ def section(result: pytest.RunResult, test: str) -> str:
         (
             i
             for i in range(header + 1, len(lines))
-            if re.match(r"_{3,} |={3,}|pglocks: PostgreSQL", lines[i])
+            if re.match(r"_{3,} |={3,}|-{3,} Captured |pglocks: PostgreSQL", lines[i])
         ),
         len(lines),
     )
@@ -75,13 +75,16 @@ def section(result: pytest.RunResult, test: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """Durations, pids and transaction ids replaced by placeholders; columns to two spaces."""
+    """Durations, pids and transaction ids replaced by placeholders, the timeline's test lines
+    left out (test_timeline_entries_name_the_test_line_they_belong_to checks them); columns to
+    two spaces."""
     xids: dict[str, str] = {}
 
     def xid(match: re.Match[str]) -> str:
         return "transaction " + xids.setdefault(match[1], f"<xid{len(xids) + 1}>")
 
     text = re.sub(r"\d+(\.\d+)? ms", "<t> ms", text)
+    text = re.sub(r"(?m)^( *<t> ms) {2}test_\w+\.py:\d+ +", r"\1  ", text)
     text = re.sub(r"virtual transaction \d+/\d+", "virtual transaction <vxid>", text)
     text = re.sub(r"transaction (\d+)", xid, text)
     text = re.sub(r"(?m)^(s\d +)\d+", r"\1<pid>", text)
