@@ -9,10 +9,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._database import Databases
-from ._settings import Settings
-from .server import Server, _local, _shared
+if TYPE_CHECKING:  # imported where used: a run that never asks for a server loads neither
+    from ._database import Databases
+    from ._settings import Settings
+    from .server import Server
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Run:
     def server(self, progress: Callable[[str], None]) -> Server:
         """The run's server, started on first use by whichever process needs it first."""
         if self._server is None:
+            from .server import _shared
+
             self.shared_dir.mkdir(mode=0o700, exist_ok=True)
             self._server = _shared.acquire(
                 self.settings,
@@ -50,12 +54,16 @@ class Run:
 
     def databases(self, server: Server) -> Databases:
         if self._databases is None:
+            from ._database import Databases
+
             self._databases = Databases(server, f"pglocks_{self.run_id}_{self.worker_id or 'main'}")
         return self._databases
 
     def keep(self, server: Server, dbname: str, nodeid: str) -> None:
         """Keep a failing test's database (and a local server) for --pglocks-keep."""
         if server.process is not None:
+            from .server import _local
+
             _local.keep(server.process)
         record = {"nodeid": nodeid, "dsn": server.conninfo(dbname)}
         if server.process is not None:
@@ -71,13 +79,19 @@ class Run:
         ]
 
     def recorded_server(self) -> Server | None:
-        return _shared.recorded(self.shared_dir) if self.shared_dir.exists() else None
+        if not self.shared_dir.exists():
+            return None
+        from .server import _shared
+
+        return _shared.recorded(self.shared_dir)
 
     def close(self) -> None:
         """End of this process: close connections; the owner also stops the server."""
         if self._databases is not None:
             self._databases.close()
         if self.is_owner and self.shared_dir.exists():
+            from .server import _shared
+
             _shared.release(self.shared_dir)
             shutil.rmtree(self.shared_dir, ignore_errors=True)
 

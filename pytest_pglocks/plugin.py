@@ -1,23 +1,27 @@
-"""pytest hooks of pytest-pglocks: options, fixtures, header and summary."""
+"""pytest hooks of pytest-pglocks: options, fixtures, header and summary.
+
+Only what the hooks of every run need is imported here; sessions, servers, databases, specs
+and reports are imported by the fixtures and hooks that use them, so that a run which never
+asks for ``pglocks`` pays almost nothing for the plugin.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _context, _report, _settings
-from ._context import TestContext
-from ._items import server_for, settings_for
+from . import _settings
 from ._keys import CALL_FAILED_KEY, CONTEXT_KEY, HANDLE_KEY, RUN_KEY, WROTE_PROPERTY
 from ._run import Run, new_run_id
-from .assertions import deadlock_failure
-from .handle import Pglocks
-from .isolation._collect import SpecFile
-from .server import Server
+
+if TYPE_CHECKING:
+    from ._context import TestContext
+    from .handle import Pglocks
+    from .server import Server
 
 MARKERS = (
     "no_deadlock: fail the test if any of its pglocks sessions got a deadlock error (40P01), "
@@ -47,6 +51,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     """``NAME.spec`` under a ``pglocks_specs`` folder, or named on the command line."""
     if file_path.suffix != ".spec":
         return None
+    from .isolation._collect import SpecFile
+
     folders: list[Path] = parent.config.getini("pglocks_specs")
     if parent.session.isinitpath(file_path) or any(
         file_path.is_relative_to(folder) for folder in folders
@@ -120,6 +126,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     result = yield
     context = item.stash.get(CONTEXT_KEY, None)
     if context is not None and item.get_closest_marker("no_deadlock"):
+        from .assertions import deadlock_failure
+
         failure = deadlock_failure(context)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
@@ -142,6 +150,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _failure_section(context: TestContext, config: pytest.Config) -> str:
+    from . import _report
+
     verbose = config.get_verbosity() > 0
     try:
         graph = context.graph() if context.sessions else None
@@ -156,12 +166,18 @@ def _failure_section(context: TestContext, config: pytest.Config) -> str:
 def pglocks_server(request: pytest.FixtureRequest) -> Server:
     """The PostgreSQL server of this run: started on first use, shared by xdist workers."""
     __tracebackhide__ = True
+    from ._items import server_for
+
     return server_for(request.config)
 
 
 @pytest.fixture
 def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[Pglocks]:
     """A fresh database for this test, cloned from the run's template and dropped afterwards."""
+    from . import _context
+    from ._items import settings_for
+    from .handle import Pglocks
+
     run = request.config.stash[RUN_KEY]
     settings = settings_for(request.node, run, pglocks_server)
     databases = run.databases(pglocks_server)
