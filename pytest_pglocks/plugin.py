@@ -31,6 +31,8 @@ MARKERS = (
     "min_version/max_version (e.g. 15 or '16.4') skip the test on other servers.",
 )
 
+REUSE_NOTE = "; kept warm for the next run (stop it with: pytest --pglocks-reuse-stop)"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     _settings.add_options(parser)
@@ -45,6 +47,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Write the expected output (NAME.out) of specs that have none, from this run.",
     )
+    parser.getgroup("pglocks").addoption(
+        "--pglocks-reuse-stop",
+        action="store_true",
+        default=False,
+        help="Stop the servers kept warm by --pglocks-reuse, then exit without running tests.",
+    )
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--pglocks-reuse-stop``: stop the kept servers instead of running tests."""
+    if not config.getoption("pglocks_reuse_stop"):
+        return None
+    from .server import _reuse
+
+    stopped = _reuse.stop_all()
+    for description in stopped:
+        print(f"pglocks: stopped the kept server {description}")
+    if not stopped:
+        print("pglocks: no kept server to stop")
+    return 0
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -112,6 +134,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if server is not None:
         terminalreporter.write_line(
             f"pglocks: {server.describe()}, ready in {server.start_seconds:.2f} s"
+            + (REUSE_NOTE if server.process is not None and server.process.lease else "")
         )
     for kept in run.kept():
         terminalreporter.write_line(

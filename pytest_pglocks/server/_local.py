@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import errors
@@ -88,8 +89,16 @@ def _run(argv: list[str], account: RunAs | None, cwd: Path, log: Path, what: str
         raise subprocess.CalledProcessError(result.returncode, what)
 
 
-def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, LocalProcess]:
-    """initdb and start a server; return its conninfo and processes. Stopped by the watchdog."""
+def start(
+    binaries: Binaries,
+    owner_pid: int,
+    run_dir: Path,
+    *,
+    watchdog_argv: Callable[[int, Path], list[str]] | None = None,
+) -> tuple[str, LocalProcess]:
+    """initdb and start a server; return its conninfo and processes. Stopped by the watchdog
+    (by default the one watching the run's owner; ``watchdog_argv(postmaster, root)`` gives
+    another's command line)."""
     account = run_as()
     if account:
         _check_readable(binaries, account)
@@ -137,9 +146,14 @@ def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, Local
                 version=binaries.version, datadir=datadir, why=exc, log_tail=tail
             )
         ) from None
+    argv = (
+        watchdog_argv(postmaster_pid, root)
+        if watchdog_argv is not None
+        else [sys.executable, "-m", "pytest_pglocks.server._watchdog"]
+        + [str(owner_pid), str(postmaster_pid), str(root), str(run_dir)]
+    )
     watchdog = subprocess.Popen(
-        [sys.executable, "-m", "pytest_pglocks.server._watchdog"]
-        + [str(owner_pid), str(postmaster_pid), str(root), str(run_dir)],
+        argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
