@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import Figure
+from . import Figure, ms
 from .blocking import deadlock_test, detection, handwritten_deadlock
 from .databases import create_drop, create_file_copy
 from .exploring import EXAMPLE, explore_rates
+from .goals import UNUSED_TESTS, Goal, kept_server_stop, unused_goals, unused_plugin
+from .goals import table as goals_table
 from .pytest_runs import (
     LOCK_SUITE,
     PGLOCKS_TESTS,
@@ -68,6 +70,7 @@ COUNTS = (
     ("suite-tests", 200, "(i) tests in the lock-test suite (default 200)"),
     ("explore-runs", 5, "(j) explorations of each scenario (default 5)"),
     ("spec-runs", 3, "(k) runs of all the isolation specs (default 3)"),
+    ("unused-runs", 10, "(l) pairs of unused-plugin runs, per bytecode mode (default 10)"),
 )
 
 
@@ -186,7 +189,13 @@ def phase_figures(samples: list[StartSample]) -> list[Figure]:
 
 
 def render(
-    figures: list[Figure], *, version: str, source: str, command: str, notes: list[str]
+    figures: list[Figure],
+    *,
+    version: str,
+    source: str,
+    command: str,
+    notes: list[str],
+    goals: list[Goal],
 ) -> str:
     cpus = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
@@ -204,6 +213,12 @@ def render(
         *(figure.row() for figure in figures),
         "",
         *(f"- {note}" for note in notes),
+        "",
+        "## Goals",
+        "",
+        "Each goal beside its anchor, from the figures above (medians, ratios of medians).",
+        "",
+        *goals_table(goals),
         "",
     ]
     return "\n".join(lines)
@@ -296,6 +311,15 @@ def main(argv: list[str]) -> int:
         home.mkdir()
         progress(f"(e) one-test pytest run, {args.runs} runs")
         runs = [pytest_run(pg, env, workdir) for _ in range(args.runs)]
+        progress(f"(e) one-test pytest run on a server kept by --pglocks-reuse, {args.runs} runs")
+        pytest_run(pg, env, workdir, "--pglocks-reuse")  # untimed: starts the kept server
+        try:
+            reused = [pytest_run(pg, env, workdir, "--pglocks-reuse") for _ in range(args.runs)]
+        finally:
+            kept_server_stop(env, workdir)
+
+        progress(f"(l) plugin present but unused, {args.unused_runs} pairs of runs per mode")
+        unused = unused_plugin(env, workdir, args.unused_runs)
 
         ours = pglocks_launcher(env, home)
         theirs = pytest_postgresql_launcher(env, home, binaries.bindir / "pg_ctl")
@@ -370,6 +394,16 @@ def main(argv: list[str]) -> int:
         ),
         Figure("(e) `pytest` on one test: wall clock", tuple(wall for wall, _ in runs)),
         Figure("its `ready in` summary figure", tuple(ready for _, ready in runs), indent=True),
+        Figure(
+            "again, on the server kept by a previous run (`--pglocks-reuse`)",
+            tuple(wall for wall, _ in reused),
+            indent=True,
+        ),
+        Figure(
+            "its `ready in` (the run's template database)",
+            tuple(ready for _, ready in reused),
+            indent=True,
+        ),
         Figure("(f) per-test overhead in pytest: `pglocks` + `sessions(2)`", per_test(ours_runs)),
         *phase_rows(ours_runs),
         Figure(
@@ -402,13 +436,66 @@ def main(argv: list[str]) -> int:
         figures.append(
             Figure(f"(k) {len(specs)} isolation specs, one database each", tuple(ip.specs))
         )
+    for mode, (present, disabled) in unused.items():
+        figures += [
+            Figure(
+                f"(l) `pytest` on {UNUSED_TESTS} trivial tests, plugin unused, {mode}",
+                tuple(present),
+            ),
+            Figure("with `-p no:pglocks`", tuple(disabled), indent=True),
+        ]
+    setup = statistics.median(per_test(ours_runs, "setup"))
+    theirs_setup = statistics.median(per_test(theirs_runs, "setup"))
+    deadlock = statistics.median(ip.deadlocks)
+    handwritten = statistics.median(ip.handwritten)
+    one_test = statistics.median(wall for wall, _ in runs)
+    second = statistics.median(wall for wall, _ in reused)
+    speedup = statistics.median(serial) / statistics.median(parallel)
+    goals = [
+        *unused_goals(unused),
+        Goal(
+            "per-test database setup in pytest ((f) setup)",
+            f"pytest-postgresql `postgresql` setup: {ms(theirs_setup)}",
+            ms(setup),
+            "≤ 10 ms",
+            setup <= 0.010,
+        ),
+        Goal(
+            "two-session deadlock test, end to end ((h))",
+            f"hand-written: {ms(handwritten)}",
+            ms(deadlock),
+            "≤ 50 ms",
+            deadlock <= 0.050,
+        ),
+        Goal(
+            "deadlock test, hand-written / pglocks ((h))",
+            f"hand-written: {ms(handwritten)}",
+            f"{handwritten / deadlock:.1f}x",
+            "≥ 20x",
+            handwritten / deadlock >= 20,
+        ),
+        Goal(
+            "`pytest` on one test, second run with `--pglocks-reuse` ((e))",
+            f"throwaway server: {ms(one_test)}",
+            ms(second),
+            "≤ 500 ms",
+            second <= 0.5,
+        ),
+        Goal(
+            f"{args.suite_tests} lock tests, serial / `-n 2` ((i))",
+            f"serial: {ms(statistics.median(serial))}",
+            f"{speedup:.2f}x",
+            "≥ 1.8x",
+            speedup >= 1.8,
+        ),
+    ]
     notes = [
         "Download excluded: the binaries are resolved (and downloaded if needed) once before "
         "any sample.",
         "(a) = first `import psycopg` + `server._shared.acquire()` (binary search, initdb, "
         "start, template database) in a new Python process: what a test run pays once.",
-        "(b) does the same work as (a): nothing (initialised data directory, template) is "
-        "reused between starts yet, so it only saves what a warm process saves.",
+        "(b) does the same work as (a) (a new data directory and template), so it only saves "
+        "what a warm process saves; keeping a server between runs is (e)'s `--pglocks-reuse`.",
         f"(c), (f): {args.pytest_runs} pytest processes per plugin, alternated, each on "
         f"{args.tests} tests, timed by `bench.pytest_timing` (fixture setup and test phase "
         "durations); (f) leaves out each run's first and last test (server start and stop). "
@@ -417,8 +504,10 @@ def main(argv: list[str]) -> int:
         "this plugin's server runs with fsync off).",
         "Server stop: `server._shared.release()`: SIGTERM to the watchdog, which stops the "
         "server (SIGQUIT) and removes its directory; measured with (b).",
-        f"(d) = `Databases.create()` + `Databases.drop()`, {per_server} rounds on each server "
-        "of (b) over its one maintenance connection, after an untimed first round. The clone "
+        f"(d) = one clone and one drop as the pool's thread does them (`Databases._clone()`, "
+        f"`Databases._drop()`), {per_server} rounds on each server of (b) over one maintenance "
+        "connection, after an untimed first round: the server's work that the pool moves off "
+        "the tests' clock (what a test still waits for is (f)'s setup). The clone "
         "time varies more between servers (data directories) than within one. The plugin uses "
         "the server's default strategy (WAL_LOG on 15+); FILE_COPY is shown for comparison.",
         f"(g) {len(ip.latencies)} waits on a row lock held by an idle transaction; the time "
@@ -431,6 +520,13 @@ def main(argv: list[str]) -> int:
         f"(i) a generated file of {args.suite_tests} tests (a table, two sessions, a row-lock "
         "wait asserted with `assert_blocks`, commit, result), each in its own database; "
         "alternated serial and `-n 2` runs.",
+        "(e) again: after one untimed run with `--pglocks-reuse`, each run takes over the "
+        "kept server (its `ready in` is its own template database); "
+        "`pytest --pglocks-reuse-stop` stops it after the last sample.",
+        f"(l) {args.unused_runs} pairs of `pytest` runs on {UNUSED_TESTS} trivial tests (no "
+        "pglocks fixture), with the plugin and with `-p no:pglocks`, alternated, after an "
+        "untimed pair, once with bytecode caching and once with `PYTHONDONTWRITEBYTECODE=1`; "
+        "the goal compares the median of the pairwise differences.",
         "(j) = `Exploration.per_second` (interleavings run / time running them) of a new "
         f"scenario each run, built by {EXAMPLE.relative_to(REPO)}'s functions, without a "
         "control.",
@@ -457,6 +553,7 @@ def main(argv: list[str]) -> int:
         source=f"{binaries.bindir}, {binaries.source}",
         command=command,
         notes=notes,
+        goals=goals,
     )
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)

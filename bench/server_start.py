@@ -167,7 +167,9 @@ def cold_sample(pg: str | None, env: dict[str, str]) -> StartSample:
     return StartSample(**data)
 
 
-def pytest_run(pg: str | None, env: dict[str, str], workdir: Path) -> tuple[float, float]:
+def pytest_run(
+    pg: str | None, env: dict[str, str], workdir: Path, *options: str
+) -> tuple[float, float]:
     """Wall time of ``pytest`` on one test using ``pglocks``, and its "ready in" figure."""
     test = workdir / "test_one.py"
     test.write_text(
@@ -180,7 +182,7 @@ def pytest_run(pg: str | None, env: dict[str, str], workdir: Path) -> tuple[floa
     )
     (workdir / "pytest.ini").write_text("[pytest]\n")
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:pytest_postgresql"]
-    argv.append(str(test))
+    argv += [*options, str(test)]
     if pg is not None:
         argv.append(f"--pglocks-pg={pg}")
     started = perf_counter()

@@ -1,27 +1,146 @@
-"""Per-test databases cloned from the run's template, dropped with their backends terminated."""
+"""Per-test databases cloned from the run's template, ahead of need, and dropped behind.
+
+Each process of a run (the plain pytest process, or each xdist worker) keeps a small pool:
+a background thread clones databases from the template before the tests ask for them (one
+ahead once a test asked, up to ``ahead`` once two did), and drops the databases of finished
+tests (their backends terminated) while the next test runs. A test's database is never handed
+to another test; the pool is bounded, and what it still holds is dropped when the process
+ends (a clone under way then is cancelled), and goes with the server anyway.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
+from collections import deque
 from typing import TYPE_CHECKING
-
-from .server import Server
 
 if TYPE_CHECKING:
     import psycopg
 
+    from .server import Server
+
 CREATE_ATTEMPTS = 5
+# Databases cloned ahead of need per process: enough to hide a clone behind a test.
+AHEAD = 2
 
 
 class Databases:
-    """Creates and drops this process's test databases over one maintenance connection."""
+    """Hands out this process's test databases and drops them, over one maintenance connection
+    used by a background thread (``pglocks:databases``)."""
 
-    def __init__(self, server: Server, prefix: str) -> None:
+    def __init__(self, server: Server, prefix: str, *, ahead: int = AHEAD) -> None:
         self.server = server
         self.prefix = prefix
+        self.ahead = ahead
         self._counter = itertools.count(1)
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._changed = threading.Condition()
+        self._ready: deque[str] = deque()  # cloned, never handed out
+        self._doomed: deque[str] = deque()  # handed out and given back: to drop
+        self._waiting = 0  # create() calls waiting for a clone
+        self._working = False  # the thread is cloning or dropping
+        self._cloning = False
+        self._asked = 0  # create() calls so far: the pool grows to ``ahead`` with the demand
+        self._closing = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def create(self) -> str:
+        """A database cloned from the template, for one test; returns its name."""
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="pglocks:databases", daemon=True
+                )
+                self._thread.start()
+            self._asked += 1
+            self._waiting += 1
+            try:
+                while not self._ready and self._error is None:
+                    self._changed.wait()
+            finally:
+                self._waiting -= 1
+            if not self._ready:
+                assert self._error is not None
+                raise self._error
+            name = self._ready.popleft()
+            self._changed.notify_all()  # room in the pool: clone the next one
+            return name
+
+    def drop(self, name: str) -> None:
+        """Give back a test's database: it is dropped in the background, its backends ended."""
+        with self._changed:
+            self._doomed.append(name)
+            self._changed.notify_all()
+
+    def settle(self) -> None:
+        """Wait until the pool is full and every given-back database is dropped."""
+        with self._changed:
+            while self._error is None and (
+                self._working or self._doomed or (self._thread and self._should_clone())
+            ):
+                self._changed.wait()
+
+    def close(self) -> None:
+        """Drop every database still given back or cloned ahead, and stop the thread."""
+        with self._changed:
+            self._closing = True
+            cloning = self._cloning
+            self._changed.notify_all()
+        if cloning and self._conn is not None:  # a clone no test will use: cancel, not wait
+            with contextlib.suppress(Exception):
+                self._conn.cancel_safe()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with contextlib.suppress(Exception):  # the server may be gone: its databases with it
+            for name in [*self._doomed, *self._ready]:
+                self._drop(name)
+        self._doomed.clear()
+        self._ready.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # the background thread
+
+    def _work(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    while not self._closing and not self._doomed and not self._should_clone():
+                        self._changed.wait()
+                    if self._closing:
+                        return
+                    # A waiting test comes first, unless ``ahead`` databases wait to be dropped:
+                    # both queues stay bounded, however fast the tests come.
+                    clone = self._should_clone() and (
+                        not self._doomed or (self._waiting > 0 and len(self._doomed) < self.ahead)
+                    )
+                    doomed = None if clone else self._doomed.popleft()
+                    self._working = True
+                    self._cloning = doomed is None
+                if doomed is not None:
+                    self._drop(doomed)
+                    cloned = None
+                else:
+                    cloned = self._clone()
+                with self._changed:
+                    if cloned is not None:
+                        self._ready.append(cloned)
+                    self._working = self._cloning = False
+                    self._changed.notify_all()
+        except BaseException as exc:  # reported to the next test that asks for a database
+            with self._changed:
+                if not self._closing:  # else: the clone close() cancelled
+                    self._error = exc
+                self._working = self._cloning = False
+                self._changed.notify_all()
+
+    def _should_clone(self) -> bool:
+        return len(self._ready) < min(self.ahead, self._asked)
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         import psycopg
@@ -30,8 +149,7 @@ class Databases:
             self._conn = psycopg.connect(self.server.dsn, autocommit=True)
         return self._conn
 
-    def create(self) -> str:
-        """A new database cloned from the template; returns its name."""
+    def _clone(self) -> str:
         import psycopg
         from psycopg import sql
 
@@ -50,8 +168,7 @@ class Databases:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def drop(self, name: str) -> None:
-        """Drop a test database, terminating whatever is still connected to it."""
+    def _drop(self, name: str) -> None:
         import psycopg
         from psycopg import sql
 
@@ -68,8 +185,3 @@ class Databases:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

@@ -9,11 +9,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._database import Databases
-from ._private import private_dir, write_private
-from ._settings import Settings
-from .server import Server, _local, _shared
+if TYPE_CHECKING:  # imported where used: a run that never asks for a server loads neither
+    from ._database import Databases
+    from ._settings import Settings
+    from .server import Server
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Run:
     def server(self, progress: Callable[[str], None]) -> Server:
         """The run's server, started on first use by whichever process needs it first."""
         if self._server is None:
+            from ._private import private_dir
+            from .server import _shared
+
             private_dir(self.shared_dir)
             self._server = _shared.acquire(
                 self.settings,
@@ -51,16 +55,22 @@ class Run:
 
     def databases(self, server: Server) -> Databases:
         if self._databases is None:
+            from ._database import Databases
+
             self._databases = Databases(server, f"pglocks_{self.run_id}_{self.worker_id or 'main'}")
         return self._databases
 
     def keep(self, server: Server, dbname: str, nodeid: str) -> None:
         """Keep a failing test's database (and a local server) for --pglocks-keep."""
         if server.process is not None:
+            from .server import _local
+
             _local.keep(server.process)
         record = {"nodeid": nodeid, "dsn": server.printable_conninfo(dbname)}
         if server.process is not None:
             record["stop"] = f"kill -INT {server.process.postmaster_pid}"
+        from ._private import write_private
+
         write_private(self.shared_dir / f"kept-{dbname}.json", json.dumps(record))
 
     def kept(self) -> list[dict[str, str]]:
@@ -84,13 +94,19 @@ class Run:
         return _outage.summary(self.shared_dir)
 
     def recorded_server(self) -> Server | None:
-        return _shared.recorded(self.shared_dir) if self.shared_dir.exists() else None
+        if not self.shared_dir.exists():
+            return None
+        from .server import _shared
+
+        return _shared.recorded(self.shared_dir)
 
     def close(self) -> None:
         """End of this process: close connections; the owner also stops the server."""
         if self._databases is not None:
             self._databases.close()
         if self.is_owner and self.shared_dir.exists():
+            from .server import _shared
+
             _shared.release(self.shared_dir)
             shutil.rmtree(self.shared_dir, ignore_errors=True)
 

@@ -219,6 +219,22 @@ OPTIONS = (
         metavar="N",
     ),
     Option(
+        "reuse",
+        "Keep the local server running after the run, for the next run with the same major "
+        "and settings (a warm start); it stops after --pglocks-reuse-idle seconds unused, or "
+        "with pytest --pglocks-reuse-stop.",
+        parse_bool,
+        default=False,
+        flag=True,
+    ),
+    Option(
+        "reuse_idle",
+        "Seconds a server kept by --pglocks-reuse waits unused before it stops (default 1800).",
+        parse_seconds,
+        default=1800.0,
+        metavar="SECONDS",
+    ),
+    Option(
         "keep",
         "Keep the database of a failing test (and its server) and print how to connect.",
         parse_bool,
@@ -299,6 +315,8 @@ class Settings:
     timeout: Setting[float]
     deadlock_timeout: Setting[str]
     explore_limit: Setting[int]
+    reuse: Setting[bool]
+    reuse_idle: Setting[float]
     keep: Setting[bool]
     report: Setting[Path | None]
     report_passed: Setting[bool]

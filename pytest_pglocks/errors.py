@@ -377,8 +377,8 @@ DOCKER_UNREACHABLE = (
     "(--pglocks-backend=local) or an existing server (--pglocks-dsn)"
 )
 DOCKER_NO_TESTCONTAINERS = (
-    "--pglocks-backend=docker needs the testcontainers package ({why}); install it with "
-    "`pip install testcontainers`"
+    "--pglocks-backend=docker needs the docker extra of pytest-pglocks ({why}); install it "
+    "with `pip install 'pytest-pglocks[docker]'`"
 )
 DOCKER_IMAGE_MISSING = (
     "Docker image {image!r} is neither present locally nor could it be pulled ({why}). Pull or "

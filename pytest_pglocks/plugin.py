@@ -1,4 +1,9 @@
-"""pytest hooks of pytest-pglocks: options, fixtures, header and summary."""
+"""pytest hooks of pytest-pglocks: options, fixtures, header and summary.
+
+Only what the hooks of every run need is imported here; sessions, servers, databases, specs
+and reports are imported by the fixtures and hooks that use them, so that a run which never
+asks for ``pglocks`` pays almost nothing for the plugin.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,11 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _context, _report, _settings
-from ._context import TestContext
-from ._items import server_for, settings_for
+from . import _settings
 from ._keys import (
     CALL_FAILED_KEY,
     CONTEXT_KEY,
@@ -23,11 +26,12 @@ from ._keys import (
     WROTE_PROPERTY,
 )
 from ._run import Run, new_run_id
-from .assertions import deadlock_failure
-from .handle import Pglocks
-from .isolation._collect import SpecFile
-from .monitor import WaitGraph
-from .server import Server
+
+if TYPE_CHECKING:
+    from ._context import TestContext
+    from .handle import Pglocks
+    from .monitor import WaitGraph
+    from .server import Server
 
 MARKERS = (
     "no_deadlock: fail the test if any of its pglocks sessions got a deadlock error (40P01), "
@@ -36,6 +40,8 @@ MARKERS = (
     "per-test pglocks settings; timeout in seconds, deadlock_timeout as '10ms'; "
     "min_version/max_version (e.g. 15 or '16.4') skip the test on other servers.",
 )
+
+REUSE_NOTE = "; kept warm for the next run (stop it with: pytest --pglocks-reuse-stop)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,12 +57,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Write the expected output (NAME.out) of specs that have none, from this run.",
     )
+    parser.getgroup("pglocks").addoption(
+        "--pglocks-reuse-stop",
+        action="store_true",
+        default=False,
+        help="Stop the servers kept warm by --pglocks-reuse, then exit without running tests.",
+    )
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--pglocks-reuse-stop``: stop the kept servers instead of running tests."""
+    if not config.getoption("pglocks_reuse_stop"):
+        return None
+    from .server import _reuse
+
+    stopped = _reuse.stop_all()
+    for description in stopped:
+        print(f"pglocks: stopped the kept server {description}")
+    if not stopped:
+        print("pglocks: no kept server to stop")
+    return 0
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """``NAME.spec`` under a ``pglocks_specs`` folder, or named on the command line."""
     if file_path.suffix != ".spec":
         return None
+    from .isolation._collect import SpecFile
+
     folders: list[Path] = parent.config.getini("pglocks_specs")
     if parent.session.isinitpath(file_path) or any(
         file_path.is_relative_to(folder) for folder in folders
@@ -131,6 +159,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if server is not None:
         terminalreporter.write_line(
             f"pglocks: {server.describe()}, ready in {server.start_seconds:.2f} s"
+            + (REUSE_NOTE if server.process is not None and server.process.lease else "")
         )
     for kept in run.kept():
         terminalreporter.write_line(
@@ -145,6 +174,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     result = yield
     context = item.stash.get(CONTEXT_KEY, None)
     if context is not None and item.get_closest_marker("no_deadlock"):
+        from .assertions import deadlock_failure
+
         failure = deadlock_failure(context)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
@@ -173,6 +204,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     graph, unreadable = _final_graph(handle._context)
     if report.failed:
+        from . import _report
+
         section = _report.section(
             handle._context.timeline.events(), graph, verbose=item.config.get_verbosity() > 0
         )
@@ -235,6 +268,8 @@ def _verdict(report: pytest.TestReport) -> str:
 def pglocks_server(request: pytest.FixtureRequest) -> Server:
     """The PostgreSQL server of this run: started on first use, shared by xdist workers."""
     __tracebackhide__ = True
+    from ._items import server_for
+
     return server_for(request.config)
 
 
@@ -242,6 +277,10 @@ def pglocks_server(request: pytest.FixtureRequest) -> Server:
 def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[Pglocks]:
     """A fresh database for this test, cloned from the run's template and dropped afterwards."""
     __tracebackhide__ = True
+    from . import _context
+    from ._items import settings_for
+    from .handle import Pglocks
+
     run = request.config.stash[RUN_KEY]
     settings = settings_for(request.node, run, pglocks_server)
     databases = run.databases(pglocks_server)

@@ -1,11 +1,14 @@
-"""The per-test database: its conninfo, and execute() for setup."""
+"""The per-test database: its conninfo, execute() for setup, and the pool it comes from."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import psycopg
 import pytest
 
 from pytest_pglocks import Pglocks, Server
+from pytest_pglocks._database import Databases
 
 
 def test_the_dsn_connects_to_this_tests_own_database(pglocks: Pglocks) -> None:
@@ -58,3 +61,69 @@ def test_the_server_describes_itself(pglocks: Pglocks, pglocks_server: Server) -
     assert pglocks_server.major == int(version.split(".")[0])
     assert pglocks_server.backend in ("local", "dsn", "docker")
     assert pglocks_server.version in pglocks_server.describe()
+
+
+def test_databases_are_cloned_ahead_of_need_and_dropped_behind(pglocks_server: Server) -> None:
+    databases = Databases(pglocks_server, f"{pglocks_server.template}_pool", ahead=2)
+    try:
+        first = databases.create()
+        databases.settle()  # one asked for: one more cloned ahead
+        assert existing(pglocks_server, databases.prefix) == [first, f"{databases.prefix}_0002"]
+        databases.drop(first)
+        second = databases.create()
+        databases.settle()
+        names = existing(pglocks_server, databases.prefix)
+        assert first not in names  # dropped behind the test, by the pool's thread
+        assert second in names
+        assert len(names) == 1 + databases.ahead  # two asked for: the pool is full, and bounded
+        databases.drop(second)
+    finally:
+        databases.close()
+    assert existing(pglocks_server, databases.prefix) == []  # closing drops what is left
+
+
+def test_a_database_given_back_is_never_handed_out_again(pglocks_server: Server) -> None:
+    databases = Databases(pglocks_server, f"{pglocks_server.template}_fresh", ahead=1)
+    try:
+        used = databases.create()
+        with psycopg.connect(pglocks_server.conninfo(used), autocommit=True) as conn:
+            conn.execute("CREATE TABLE left_behind (a int)")
+            databases.drop(used)  # still connected: the pool ends the backend to drop it
+            fresh = databases.create()
+            databases.settle()
+            assert conn.closed or conn.broken or _is_terminated(conn)
+        assert fresh != used
+        with psycopg.connect(pglocks_server.conninfo(fresh)) as conn:
+            assert conn.execute("SELECT to_regclass('left_behind')").fetchone() == (None,)
+        assert used not in existing(pglocks_server, databases.prefix)
+    finally:
+        databases.close()
+
+
+def test_a_clone_that_fails_is_raised_to_the_test_asking_for_it(pglocks_server: Server) -> None:
+    broken = dataclasses.replace(pglocks_server, template="pglocks_no_such_template")
+    databases = Databases(broken, f"{pglocks_server.template}_broken")
+    try:
+        with pytest.raises(psycopg.errors.InvalidCatalogName, match="pglocks_no_such_template"):
+            databases.create()
+        with pytest.raises(psycopg.errors.InvalidCatalogName):  # and to every later one
+            databases.create()
+    finally:
+        databases.close()
+
+
+def existing(server: Server, prefix: str) -> list[str]:
+    with psycopg.connect(server.dsn) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1",
+            (prefix + "_",),
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _is_terminated(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False

@@ -35,6 +35,7 @@ class LocalProcess:
     postmaster_pid: int
     watchdog_pid: int
     run_as: str | None
+    lease: str | None = None  # a server kept between runs (--pglocks-reuse): this run's lease
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,12 @@ def start(
     settings: Settings, major: int, run_id: str, owner_pid: int, run_dir: str
 ) -> tuple[str, str, Container]:
     """Start a container, wait until it serves TCP; return its conninfo, version and record."""
+    os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"  # no registry to pull the reaper from
+    try:  # first: without the extra, installing it is the way out, not starting Docker
+        from testcontainers.core.config import testcontainers_config
+        from testcontainers.core.container import DockerContainer
+    except ImportError as exc:
+        raise errors.ServerError(errors.DOCKER_NO_TESTCONTAINERS.format(why=exc)) from None
     try:
         docker_client = client()
     except errors.ServerError as exc:
@@ -72,12 +78,6 @@ def start(
             errors.DOCKER_UNREACHABLE.format(source=settings.backend.source, why=exc)
         ) from None
     docker_client.close()
-    os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"  # no registry to pull the reaper from
-    try:
-        from testcontainers.core.config import testcontainers_config
-        from testcontainers.core.container import DockerContainer
-    except ImportError as exc:
-        raise errors.ServerError(errors.DOCKER_NO_TESTCONTAINERS.format(why=exc)) from None
     testcontainers_config.ryuk_disabled = True
     image = image_for(settings, major)
     password = secrets.token_hex(16)

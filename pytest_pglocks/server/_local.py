@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import errors
@@ -91,9 +92,16 @@ def _run(argv: list[str], account: RunAs | None, cwd: Path, log: Path, what: str
 
 
 def start(
-    binaries: Binaries, owner_pid: int, run_dir: Path, *, encoding: str | None = "UTF8"
+    binaries: Binaries,
+    owner_pid: int,
+    run_dir: Path,
+    *,
+    watchdog_argv: Callable[[int, Path], list[str]] | None = None,
+    encoding: str | None = "UTF8",
 ) -> tuple[str, LocalProcess]:
-    """initdb and start a server; return its conninfo and processes. Stopped by the watchdog.
+    """initdb and start a server; return its conninfo and processes. Stopped by the watchdog
+    (by default the one watching the run's owner; ``watchdog_argv(postmaster, root)`` gives
+    another's command line).
 
     Only this run can connect: TCP needs a random superuser password (scram-sha-256), which
     is in the returned conninfo only, and the Unix socket lies in a directory only the
@@ -153,9 +161,14 @@ def start(
                 version=binaries.version, datadir=datadir, why=exc, log_tail=tail
             )
         ) from None
+    argv = (
+        watchdog_argv(postmaster_pid, root)
+        if watchdog_argv is not None
+        else [sys.executable, "-m", "pytest_pglocks.server._watchdog"]
+        + [str(owner_pid), str(postmaster_pid), str(root), str(run_dir)]
+    )
     watchdog = subprocess.Popen(
-        [sys.executable, "-m", "pytest_pglocks.server._watchdog"]
-        + [str(owner_pid), str(postmaster_pid), str(root), str(run_dir)],
+        argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

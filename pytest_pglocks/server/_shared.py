@@ -18,8 +18,9 @@ from filelock import FileLock
 from .. import errors
 from .._private import write_private
 from .._settings import Settings
-from . import Server, _docker, _external, _local
+from . import Server, _docker, _external, _local, _reuse
 from ._binaries import DEFAULT_MAJOR, find_binaries
+from ._reuse import WatchdogArgv
 
 STATE = "pglocks-server.json"
 FAILURE = "pglocks-server.error"
@@ -63,7 +64,10 @@ def release(shared_dir: Path) -> Server | None:
         server = recorded(shared_dir)
         if server is None:
             return None
-        if server.process is not None:
+        if server.process is not None and server.process.lease is not None:
+            _drop_template(server)  # the server stays, warm for the next run
+            _reuse.release(server.process)
+        elif server.process is not None:
             _local.stop(server.process)
         elif server.container is not None:
             _docker.stop(server.container)
@@ -85,12 +89,23 @@ def _provision(
     if settings.dsn.value:
         dsn, version, source, superuser = _external.check(settings.dsn)
         server = Server(dsn, version, "dsn", source, template, superuser)
+    elif settings.reuse.value and settings.backend.value != "docker":
+        server = _reuse.acquire(
+            settings,
+            owner_pid,
+            template,
+            lambda watchdog_argv: _start(
+                settings, run_id, owner_pid, run_dir, template, progress, watchdog_argv
+            ),
+        )
     else:
         server = _start(settings, run_id, owner_pid, run_dir, template, progress)
     try:
         _create_template(server)
     except Exception:
-        if server.process is not None:
+        if server.process is not None and server.process.lease is not None:
+            _reuse.release(server.process)
+        elif server.process is not None:
             _local.stop(server.process)
         if server.container is not None:
             _docker.stop(server.container)
@@ -105,6 +120,7 @@ def _start(
     run_dir: Path,
     template: str,
     progress: Callable[[str], None],
+    watchdog_argv: WatchdogArgv | None = None,
 ) -> Server:
     """A local server, or a container (asked for, or auto's fallback when no binaries)."""
     backend = settings.backend.value
@@ -126,7 +142,7 @@ def _start(
             raise errors.ServerError(
                 errors.AUTO_DOCKER_FAILED.format(why=exc, docker_why=docker_exc)
             ) from None
-    dsn, process = _local.start(binaries, owner_pid, run_dir)
+    dsn, process = _local.start(binaries, owner_pid, run_dir, watchdog_argv=watchdog_argv)
     source = f"{binaries.bindir}, {binaries.source}"
     return Server(dsn, binaries.version, "local", source, template, process=process)
 

@@ -74,3 +74,17 @@ def test_offline_without_binaries_is_reported_with_the_ways_out(
             )
         ]
     )
+
+
+def test_the_docker_backend_without_its_extra_names_the_extra(inner: Inner) -> None:
+    # A plugin loaded first makes testcontainers and the Docker SDK unimportable, as in a base
+    # install (pip install pytest-pglocks, without the docker extra).
+    inner.pytester.makepyfile(
+        without_docker="import sys\nsys.modules['docker'] = sys.modules['testcontainers'] = None\n",
+        test_no_server=TWO_TESTS,
+    )
+    result = inner.run("-p", "without_docker", "--pglocks-backend=docker")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([line_pattern(errors.DOCKER_NO_TESTCONTAINERS)])
+    assert "pip install 'pytest-pglocks[docker]'" in result.stdout.str()
+    assert inner.leftovers() == []
