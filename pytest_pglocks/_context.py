@@ -164,10 +164,38 @@ class TestContext:
             graph, busy = self.stable_graph()
             if pending.done():
                 break
-            idle = graph.idle_blockers(pending.session.pid, busy)
+            idle = self.unending_blockers(pending, graph, busy)
             if idle:
                 raise errors.SessionBlocked.build(pending, graph, idle, call)
         return pending._outcome()
+
+    def unending_blockers(
+        self, pending: Pending, graph: WaitGraph, busy: frozenset[int]
+    ) -> set[int]:
+        """The idle sessions ``pending`` waits for when no timeout will ever end its wait."""
+        if pending.session._waits_bounded:
+            return set()  # its lock_timeout or statement_timeout ends it
+        idle = graph.idle_blockers(pending.session.pid, busy)
+        return {
+            pid
+            for pid in idle
+            if not isinstance(blocker := self.session_of(pid), Session) or not blocker._idle_bounded
+        }
+
+    def stuck(self) -> tuple[WaitGraph, list[tuple[Pending, set[int]]]] | None:
+        """When every statement in flight waits for idle sessions and none can ever go on:
+        the graph and each such wait (nothing in the test can change anything any more)."""
+        graph, busy = self.stable_graph()
+        running = [s._last for s in self.sessions.values() if s.pid in busy and s._last]
+        if not running or len(running) != len(busy):  # observed backends may still move
+            return None
+        waits = []
+        for pending in running:
+            idle = self.unending_blockers(pending, graph, busy)
+            if not idle:
+                return None
+            waits.append((pending, idle))
+        return graph, waits
 
     def fail_timeout(self, pending: Pending, limit: float, call: str) -> None:
         """Cancel a statement still running at its timeout and fail with the graph."""

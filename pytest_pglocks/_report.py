@@ -24,7 +24,8 @@ def name_pids(text: str, names: Mapping[int, str]) -> str:
 
 
 def deadlock_report(deadlocks: Sequence[Event], names: Mapping[int, str]) -> str:
-    """Each deadlock: victim, statement, and the server's cycle with session names."""
+    """Each deadlock: victim, statement, the server's DETAIL (the cycle, with session names)
+    and CONTEXT lines."""
     lines = []
     for event in deadlocks:
         lines.append(

@@ -126,11 +126,16 @@ async def aresult(pending: Pending, timeout: float | None = None) -> Rows | None
 
 
 async def aassert_blocks(
-    target: Target, on: On = None, *, lock: str | None = None, timeout: float | None = None
+    target: Target,
+    on: On = None,
+    *,
+    relation: str | None = None,
+    lock: str | None = None,
+    timeout: float | None = None,
 ) -> Wait:
     """``assert_blocks()`` without blocking the event loop."""
     __tracebackhide__ = True
-    return await _off_loop(assert_blocks, target, on, lock=lock, timeout=timeout)
+    return await _off_loop(assert_blocks, target, on, relation=relation, lock=lock, timeout=timeout)
 
 
 async def aassert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows | None:

@@ -14,7 +14,7 @@ from ._execute import Rows
 from ._report import deadlock_report, logged_deadlock_report
 from ._timeline import DEADLOCK_DETECTED
 from .errors import PglocksError, PglocksWarning, WaitTimeout
-from .monitor import WaitGraph
+from .monitor import LockRow, WaitGraph
 from .observe import Observed
 from .session import Pending, Session, shorten
 
@@ -30,7 +30,7 @@ On = Waiter | Sequence[Waiter] | str | None
 
 @dataclass(frozen=True)
 class Wait:
-    """A statement's wait: ``.blockers``, ``.locktype``, ``.mode``, ``.relation``."""
+    """A statement's wait: ``.blockers``, ``.lock``, ``.locktype``, ``.mode``, ``.relation``."""
 
     __module__ = "pytest_pglocks"
 
@@ -40,6 +40,7 @@ class Wait:
     mode: str | None
     relation: str | None
     graph: WaitGraph = field(repr=False)
+    lock: LockRow | None = None
 
     @classmethod
     def observe(cls, waiter: Waiter, graph: WaitGraph) -> Wait:
@@ -63,6 +64,7 @@ class Wait:
             mode=awaited.mode if awaited else None,
             relation=relation,
             graph=graph,
+            lock=awaited,
         )
 
     def __str__(self) -> str:
@@ -129,15 +131,18 @@ def _relation_matches(wanted: str, relation: str | None) -> bool:
     return wanted.split(".")[-1] == relation.split(".")[-1]
 
 
-def _mismatch(wait: Wait, on: On, lock: str | None) -> str | None:
+def _mismatch(wait: Wait, on: On, relation: str | None, lock: str | None) -> str | None:
     """Why ``wait`` is not the one asserted, or None when it is."""
     names = _blocker_names(on)
     got = sorted(session.name for session in wait.blockers)
     if names is not None and set(got) != names:
         wanted = " and ".join(sorted(names))
         return f"blocked by {' and '.join(got) or 'no session of this test'}, not {wanted}"
-    if isinstance(on, str) and not _relation_matches(on, wait.relation):
-        return f"waiting on relation {wait.relation or '(none)'}, not {on}"
+    for wanted_relation in (on, relation):
+        if isinstance(wanted_relation, str) and not _relation_matches(
+            wanted_relation, wait.relation
+        ):
+            return f"waiting on relation {wait.relation or '(none)'}, not {wanted_relation}"
     if lock is not None and lock.lower() not in {
         (wait.locktype or "").lower(),
         (wait.mode or "").lower(),
@@ -160,12 +165,20 @@ def _seen_waiting(pending: Pending) -> Wait | None:
 
 
 def assert_blocks(
-    target: Target, on: On = None, *, lock: str | None = None, timeout: float | None = None
+    target: Target,
+    on: On = None,
+    *,
+    relation: str | None = None,
+    lock: str | None = None,
+    timeout: float | None = None,
 ) -> Wait:
-    """Wait until ``target``'s statement is blocked (by ``on``, if given); return the ``Wait``."""
+    """Wait until ``target``'s statement is blocked (by ``on``, on ``relation``, for ``lock``,
+    each if given); return the ``Wait``."""
     __tracebackhide__ = True
+    if relation is not None and not isinstance(relation, str):
+        raise TypeError(errors.BAD_RELATION.format(value=relation))
     if isinstance(target, Observed):
-        return _assert_backend_blocks(target, on, lock, timeout)
+        return _assert_backend_blocks(target, on, relation, lock, timeout)
     pending = _pending_of(target, "assert_blocks")
     context = pending.session._context
     limit = context.settings.timeout if timeout is None else timeout
@@ -179,7 +192,7 @@ def assert_blocks(
             )
         wait = _seen_waiting(pending)
         if wait is not None:
-            why = _mismatch(wait, on, lock)
+            why = _mismatch(wait, on, relation, lock)
             if why is not None:
                 raise AssertionError(
                     errors.WRONG_WAIT.format(
@@ -224,7 +237,7 @@ def assert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows |
 
 
 def _assert_backend_blocks(
-    backend: Observed, on: On, lock: str | None, timeout: float | None
+    backend: Observed, on: On, relation: str | None, lock: str | None, timeout: float | None
 ) -> Wait:
     """``assert_blocks`` for an observed backend: wait until the server shows it blocked."""
     __tracebackhide__ = True
@@ -237,7 +250,7 @@ def _assert_backend_blocks(
         if context.monitor.is_blocked(backend.pid, context.names()):
             wait = Wait.observe(backend, context.graph())
             if wait.blockers or wait.mode:
-                why = _mismatch(wait, on, lock)
+                why = _mismatch(wait, on, relation, lock)
                 if why is not None:
                     raise AssertionError(
                         errors.WRONG_WAIT.format(
@@ -324,6 +337,32 @@ def _is_deadlock(exc: BaseException | None) -> bool:
     return getattr(exc, "sqlstate", None) == DEADLOCK_DETECTED
 
 
+def _await_deadlock(context: _context.TestContext, start: int) -> None:
+    """Wait for a deadlock after the block, until none can come: nothing runs any more, or
+    every statement still running waits for a session idle in a transaction (fails at once)."""
+    __tracebackhide__ = True
+    timeline = context.timeline
+    deadline = time.monotonic() + context.settings.timeout
+    for gap in _context.poll_gaps():
+        if timeline.wait_until(lambda: bool(timeline.deadlocks(start)) or not context.busy(), gap):
+            return
+        stuck = context.stuck()
+        if stuck is not None:
+            graph, waits = stuck
+            raise AssertionError(
+                errors.DEADLOCK_IMPOSSIBLE.format(
+                    waits="; ".join(
+                        f"{_describe_target(pending)} waits for "
+                        + " and ".join(sorted(graph.snapshot.name(pid) for pid in idle))
+                        for pending, idle in waits
+                    ),
+                    graph=graph,
+                )
+            )
+        if time.monotonic() >= deadline:
+            return
+
+
 @contextmanager
 def expect_deadlock(victim: Session | None = None) -> Iterator[DeadlockExpectation]:
     """Assert that a deadlock (40P01) hits one of this test's sessions inside the block."""
@@ -348,10 +387,7 @@ def expect_deadlock(victim: Session | None = None) -> Iterator[DeadlockExpectati
         for session in context.sessions.values():
             session._deadlock_override = None
     if not context.timeline.deadlocks(start):
-        context.timeline.wait_until(
-            lambda: bool(context.timeline.deadlocks(start)) or not context.busy(),
-            context.settings.timeout,
-        )
+        _await_deadlock(context, start)
     deadlocks = context.timeline.deadlocks(start)
     if not deadlocks:
         raise AssertionError(errors.NO_DEADLOCK.format(graph=context.graph())) from raised

@@ -203,6 +203,12 @@ VICTIM_UNCERTAIN = (
     "with assert_blocks() (or let it finish) before entering the block"
 )
 NO_DEADLOCK = "expect_deadlock: no session of this test got a deadlock error (40P01)\n{graph}"
+BAD_RELATION = "assert_blocks(relation={value!r}): relation= takes a relation name, e.g. 'dag_run'"
+DEADLOCK_IMPOSSIBLE = (
+    "expect_deadlock: no deadlock, and none can come: {waits}, idle in a transaction, and "
+    "only the test can end that transaction once the block has ended. Send the statement "
+    "that closes the cycle inside the block.\n{graph}"
+)
 WRONG_VICTIM = "expect_deadlock(victim={wanted}): the deadlock hit {got}, not {wanted}\n{report}"
 DEADLOCK_SEEN = (
     "no_deadlock: a session or connection of this test got a deadlock error (40P01), even if "

@@ -146,6 +146,7 @@ def test_the_deadlock_report_names_the_sessions_of_the_cycle(pglocks: Pglocks, t
         lines[2],
         f"  s1 (pid {s1.pid}) waits for ShareLock on transaction *; blocked by s2 (pid {s2.pid}).",
     )
+    assert fnmatchcase(lines[3], '  CONTEXT:  while updating tuple (*,1) in relation "t"')
     s1.rollback()
     s2.rollback()
 
@@ -159,6 +160,26 @@ def test_expect_deadlock_fails_when_no_deadlock_happened(pglocks: Pglocks, table
         errors.NO_DEADLOCK,
         graph="wait-for graph: no session of this test waits for another",
     )
+
+
+@pytest.mark.pglocks(timeout=60)
+def test_expect_deadlock_fails_at_once_when_the_block_ends_with_a_wait_that_cannot_end(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    with pytest.raises(AssertionError) as excinfo, expect_deadlock():
+        waiting = s2.submit("UPDATE t SET v = 2 WHERE k = 1")
+    # Without the early verdict this would have waited the whole 60 s and said NO_DEADLOCK.
+    assert_message(
+        str(excinfo.value),
+        errors.DEADLOCK_IMPOSSIBLE,
+        waits=Glob("s2: 'UPDATE t SET v = 2 WHERE k = 1' (test_deadlocks.py:*) waits for s1"),
+        graph=Glob("wait-for graph:\n  s2 waits for ShareLock on transaction * held by s1"),
+    )
+    s1.rollback()
+    waiting.result()
 
 
 def test_a_deadlock_before_the_block_does_not_count(pglocks: Pglocks, table: str) -> None:

@@ -107,7 +107,7 @@ def test_a_failed_test_reports_its_timeline_locks_and_wait_for_graph(inner: Inne
             "<t> ms  s1.begin()",
             "<t> ms  # s1 done",
             "<t> ms  s1.execute('UPDATE t SET v = 1 WHERE k = 1')",
-            "<t> ms  # s1 done",
+            "<t> ms  # s1 done: UPDATE 1",
             "<t> ms  s2.submit('UPDATE t SET v = 2 WHERE k = 1')",
             "<t> ms  # s2 blocked: s2 waits for ShareLock on transaction <xid1> held by s1",
             "",
@@ -159,7 +159,7 @@ def test_notices_virtualxid_locks_and_old_events_show_only_in_the_verbose_report
     long = normalise(section(result, "test_long")).splitlines()
     assert "<t> ms  # s2 error 40P01: deadlock detected" in deadlock
     assert "<t> ms  s1.execute('SELECT 29')" in long
-    assert long[long.index("<t> ms  s1.execute('SELECT 29')") + 1] == "<t> ms  # s1 done: 1 row"
+    assert long[long.index("<t> ms  s1.execute('SELECT 29')") + 1] == "<t> ms  # s1 done: SELECT 1"
     wrong_blocker = normalise(section(result, "test_wrong_blocker"))
     virtualxid_rows = [
         f"{name}  <pid>  yes  ExclusiveLock  virtual transaction <vxid>" for name in ("s1", "s2")
