@@ -74,6 +74,7 @@ class TestContext:
         self.sessions: dict[str, Session] = {}
         self.observed: dict[int, Observed] = {}  # backends of the code under test, by pid
         self.server_log: ServerLog | None = None  # where deadlocks of those backends show
+        self._server_deadlock_timeout: int | None = None
 
     # sessions
 
@@ -126,6 +127,15 @@ class TestContext:
 
     def locks(self) -> list[LockRow]:
         return list(self.monitor.snapshot(self.names()).locks)
+
+    def server_deadlock_timeout(self) -> int:
+        """The server's own deadlock_timeout in milliseconds: what sessions get without us."""
+        if self._server_deadlock_timeout is None:
+            rows = self.monitor.query(
+                "SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout'"
+            )
+            self._server_deadlock_timeout = int(rows[0][0])
+        return self._server_deadlock_timeout
 
     def is_blocked(self, pending: Pending) -> bool:
         return self.monitor.is_blocked(pending.session.pid, self.names())

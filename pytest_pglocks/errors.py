@@ -178,6 +178,14 @@ NOTHING_SENT = (
 )
 BAD_TARGET = "{function}() takes a Session or a Pending, not {value!r}"
 BAD_VICTIM = "expect_deadlock(victim=...) takes a Session of this test, not {value!r}"
+BAD_ONE_OF = (
+    "expect_deadlock(one_of=...) takes two or more Sessions of this test, e.g. "
+    "one_of=(s1, s2), not {value!r}"
+)
+VICTIM_AND_ONE_OF = (
+    "expect_deadlock(): pass victim= (the plugin makes that session the victim) or one_of= "
+    "(the server chooses among them), not both"
+)
 COMPLETED_NOT_BLOCKED = (
     "assert_blocks: {target} {outcome} instead of blocking (if it waited at all, the wait "
     "ended before it could be seen)"
@@ -194,8 +202,15 @@ VICTIM_UNMANAGED = (
     "expect_deadlock() without victim=, or a superuser DSN"
 )
 VICTIM_BUSY = (
-    "expect_deadlock(victim={name}): {name} is already running {sql!r}; enter the block "
-    "before sending the victim's statement that closes the cycle"
+    "expect_deadlock(victim={name}): {name} is already running {sql!r}, sent while an earlier "
+    "expect_deadlock(victim=) held its deadlock check back, so it cannot be made the victim; "
+    "send it again after that block, or enter this block before sending it"
+)
+VICTIM_TIMEOUT = (
+    "expect_deadlock(victim={name}): {name}'s lock_timeout or statement_timeout ({bound} ms) "
+    "ends its waits before the server's deadlock_timeout ({server} ms) would check them, so "
+    "without pglocks it gets 55P03 or 57014, never 40P01; assert that error instead, or "
+    "raise the timeout above {server} ms"
 )
 VICTIM_UNCERTAIN = (
     "expect_deadlock(victim={victim}): {name}'s statement {sql!r} is still running without "
@@ -209,7 +224,7 @@ DEADLOCK_IMPOSSIBLE = (
     "only the test can end that transaction once the block has ended. Send the statement "
     "that closes the cycle inside the block.\n{graph}"
 )
-WRONG_VICTIM = "expect_deadlock(victim={wanted}): the deadlock hit {got}, not {wanted}\n{report}"
+WRONG_VICTIM = "expect_deadlock: the deadlock hit {got}, not {wanted}\n{report}"
 DEADLOCK_SEEN = (
     "no_deadlock: a session or connection of this test got a deadlock error (40P01), even if "
     "the error was caught\n{report}"

@@ -35,7 +35,7 @@ CANCEL_RETRY = 0.05
 # (55P03, 57014), the blocker's idle_in_transaction_session_timeout (its session ends).
 WAIT_BOUNDS = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
 MENTIONS_BOUND = re.compile("|".join(WAIT_BOUNDS), re.IGNORECASE)
-READ_BOUNDS = "SELECT " + ", ".join(f"pg_catalog.current_setting('{name}')" for name in WAIT_BOUNDS)
+READ_BOUNDS = "SELECT name, setting::int FROM pg_catalog.pg_settings WHERE name = ANY(%s)"
 
 
 def caller_location() -> str:
@@ -181,7 +181,7 @@ class Session:
         self._deadlock_override: str | None = None
         self._applied: str | None = deadlock_timeout
         self._set_in_transaction = False
-        self._bounds: dict[str, str] = {}
+        self._bounds: dict[str, int] = {}  # milliseconds, 0: none
         self._bounds_stale = False  # read inside a transaction: its end may undo them
         self._read_bounds()
         connection.add_notice_handler(self._on_notice)
@@ -288,14 +288,20 @@ class Session:
             self._read_bounds()  # the session is idle again: its connection is free
 
     @property
+    def _wait_bound(self) -> int | None:
+        """Milliseconds after which its lock_timeout or statement_timeout ends any wait."""
+        bounds = [self._bounds.get(name, 0) for name in WAIT_BOUNDS[:2]]
+        return min((bound for bound in bounds if bound > 0), default=None)
+
+    @property
     def _waits_bounded(self) -> bool:
         """Whether its lock_timeout or statement_timeout ends any wait of its statements."""
-        return any(self._bounds.get(name, "0") != "0" for name in WAIT_BOUNDS[:2])
+        return self._wait_bound is not None
 
     @property
     def _idle_bounded(self) -> bool:
         """Whether idle_in_transaction_session_timeout ends its idle transactions."""
-        return self._bounds.get("idle_in_transaction_session_timeout", "0") != "0"
+        return self._bounds.get("idle_in_transaction_session_timeout", 0) > 0
 
     def locks(self) -> list[LockRow]:
         """This session's rows of ``pg_locks``."""
@@ -414,6 +420,13 @@ class Session:
     def _apply_deadlock_timeout(self, wanted: str | None) -> None:
         from psycopg.pq import TransactionStatus
 
+        bound = self._wait_bound
+        if bound is not None and wanted == self._context.settings.deadlock_timeout:
+            server = self._context.server_deadlock_timeout()
+            if bound < server:
+                # Without the plugin its timeout fires before any deadlock check: keep it so,
+                # and the statement gets 55P03/57014 as it would, not 40P01.
+                wanted = f"{server}ms"
         status = self.connection.info.transaction_status
         if wanted is None or wanted == self._applied or status == TransactionStatus.INERROR:
             return
@@ -444,9 +457,8 @@ class Session:
         if status == TransactionStatus.INERROR:  # nothing runs; read again once it ends
             self._bounds_stale = True
             return
-        row = self.connection.execute(READ_BOUNDS).fetchone()
-        assert row is not None
-        self._bounds = dict(zip(WAIT_BOUNDS, row, strict=True))
+        rows = self.connection.execute(READ_BOUNDS, (list(WAIT_BOUNDS),)).fetchall()
+        self._bounds = {name: int(value) for name, value in rows}
         self._bounds_stale = status != TransactionStatus.IDLE
 
     def _on_notice(self, diagnostic: psycopg.errors.Diagnostic) -> None:
