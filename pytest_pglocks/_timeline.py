@@ -23,6 +23,7 @@ class Event:
     sql: str
     detail: str = ""
     sqlstate: str | None = None
+    where: str = ""  # the test's line that sent the statement, for errors
 
 
 class Timeline:
@@ -40,8 +41,9 @@ class Timeline:
         sql: str,
         detail: str = "",
         sqlstate: str | None = None,
+        where: str = "",
     ) -> Event:
-        event = Event(time.monotonic() - self._start, session, kind, sql, detail, sqlstate)
+        event = Event(time.monotonic() - self._start, session, kind, sql, detail, sqlstate, where)
         with self._changed:
             self._events.append(event)
             self._changed.notify_all()

@@ -132,13 +132,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and report.failed:
         item.stash[CALL_FAILED_KEY] = True
         handle = item.stash.get(HANDLE_KEY, None)
-        if handle is not None:
+        if handle is not None and _used(handle):
             section = _failure_section(handle._context, item.config)
             held = [gate.report() for gate in handle._gates]
             if any(held):
                 section += "\n\ngates:\n" + "\n".join(f"  {line}" for line in held if line)
             report.sections.append(("pglocks", section))
     return report
+
+
+def _used(handle: Pglocks) -> bool:
+    """Whether the test drove anything a pglocks section can show."""
+    context = handle._context
+    return bool(context.sessions or context.observed or handle._gates or len(context.timeline))
 
 
 def _failure_section(context: TestContext, config: pytest.Config) -> str:

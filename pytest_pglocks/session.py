@@ -367,7 +367,12 @@ class Session:
             if exc.diag.context:
                 detail += "\n" + context_lines(exc.diag.context)
             self._context.timeline.record(
-                self.name, "error", pending.sql, detail=detail, sqlstate=exc.sqlstate
+                self.name,
+                "error",
+                pending.sql,
+                detail=detail,
+                sqlstate=exc.sqlstate,
+                where=pending.where,
             )
             exc.add_note(f"pglocks: raised in session {self.name} by {shorten(pending.sql)!r}")
             raise
