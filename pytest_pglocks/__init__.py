@@ -19,6 +19,7 @@ from .handle import Pglocks
 from .isolation import SpecOutcome, StepFact
 from .monitor import LockRow, WaitGraph
 from .observe import Observed
+from .roles import Role
 from .server import Server
 from .session import Pending, Session
 
@@ -36,6 +37,7 @@ __all__ = [
     "Pglocks",
     "PglocksError",
     "PglocksWarning",
+    "Role",
     "Scenario",
     "Server",
     "ServerError",

@@ -15,6 +15,7 @@ from .session import Pending, Session, shorten
 if TYPE_CHECKING:
     from ._execute import Rows
     from .observe import Observed, ServerLog
+    from .roles import Role
 
 CLOSE_TIMEOUT = 10.0
 # A waiting statement is re-examined this often at the most (seconds); first looks are immediate.
@@ -79,16 +80,26 @@ class TestContext:
     # sessions
 
     def new_session(
-        self, name: str, connect_kwargs: dict[str, Any], *, managed: bool = True
+        self,
+        name: str,
+        connect_kwargs: dict[str, Any],
+        *,
+        managed: bool = True,
+        role: Role | None = None,
     ) -> Session:
-        """A session; ``managed=False`` leaves deadlock_timeout and messages to the server."""
+        """A session; ``managed=False`` leaves deadlock_timeout and messages to the server;
+        ``role``: connect as that role (its defaults carry the managed settings)."""
         import psycopg
 
         if name in self.sessions:
             raise errors.PglocksError(errors.DUPLICATE_SESSION.format(name=name))
         options = connect_kwargs.pop("options", "")
         managed = managed and self.settings.manage_deadlock_timeout
-        if managed:
+        if role is not None:
+            connect_kwargs.update(user=role.name, password=role.password)
+            if managed:
+                options = f"-c client_min_messages=log {options}".strip()
+        elif managed:
             options = (
                 f"-c deadlock_timeout={self.settings.deadlock_timeout} -c log_lock_waits=on "
                 f"-c client_min_messages=log {options}"
@@ -100,6 +111,7 @@ class TestContext:
         connection = psycopg.connect(self.dsn, **connect_kwargs)
         deadlock_timeout = self.settings.deadlock_timeout if managed else None
         session = Session(self, name, connection, deadlock_timeout=deadlock_timeout, _ispytest=True)
+        session._role = role
         self.sessions[name] = session
         self.own_pids.add(session.pid)
         return session

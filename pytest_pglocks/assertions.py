@@ -323,6 +323,15 @@ def _prepare_victim(victim: Session) -> None:
     if running is not None and running._sent_deadlock_timeout == NEVER_FIRST:
         # Its deadlock check is held back: a release inside the block cannot make it the victim.
         raise PglocksError(errors.VICTIM_BUSY.format(name=victim.name, sql=shorten(running.sql)))
+    for session in context.sessions.values():
+        if session._role is not None and not session._role.can_set_deadlock_timeout:
+            raise PglocksError(
+                errors.VICTIM_ROLE.format(
+                    victim=victim.name,
+                    name=session.name,
+                    role=session._role.label,
+                )
+            )
     deadline = time.monotonic() + context.settings.timeout
     for session in context.sessions.values():
         if session is victim:

@@ -167,6 +167,26 @@ SESSION_BUSY = (
     "{name}.{call}(): {name} is still running {sql!r} ({where}); a session runs one "
     "statement at a time; call .result() on it first or use another session"
 )
+ROLE_NOT_ALLOWED = (
+    "pglocks.role({label!r}): the server refused: {why}; roles need a superuser or CREATEROLE "
+    "connection (see --pglocks-dsn)"
+)
+BAD_ROLE_OPTIONS = (
+    "pglocks.role({label!r}, options={options!r}): not valid CREATE ROLE options ({why}); "
+    "write them as in SQL, e.g. options='BYPASSRLS CONNECTION LIMIT 5'"
+)
+DUPLICATE_ROLE = (
+    "pglocks.role({label!r}): this test already has a role {label!r}; pick another name"
+)
+BAD_ROLE = (
+    "pglocks.session(role={value!r}): role= takes a role made by pglocks.role(), e.g. "
+    "role=pglocks.role('app')"
+)
+VICTIM_ROLE = (
+    "expect_deadlock(victim={victim}): session {name} connects as role {role!r}, which may "
+    "not change deadlock_timeout before PostgreSQL 15, so the victim cannot be guaranteed; "
+    "use pglocks.role(..., superuser=True), or expect_deadlock() without victim="
+)
 DUPLICATE_SESSION = "a session named {name!r} already exists in this test; pick another name"
 BAD_ISOLATION = "{name}.begin(isolation={value!r}): not an isolation level; use one of {levels}"
 NO_CURRENT_TEST = (

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import errors
 from ._context import TestContext, TestSettings
 from ._execute import Rows, execute
+from .errors import PglocksError
 from .monitor import LockRow, WaitGraph
 from .server import Server
 from .session import Session
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from .gates import Gate
     from .isolation import Spec, SpecOutcome
     from .observe import Observed
+    from .roles import Role
 
 __all__ = ["Pglocks"]
 
@@ -46,6 +49,7 @@ class Pglocks:
         self._scenarios: list[Scenario] = []
         self._gates: list[Gate] = []
         self._barriers: list[Barrier] = []
+        self._roles: dict[str, Role] = {}
         # Set by the fixture from @pytest.mark.no_deadlock: explorations name the interleaving.
         self._no_deadlock = False
 
@@ -84,11 +88,45 @@ class Pglocks:
             )
         return execute(self._setup_conn, sql, params)
 
-    def session(self, name: str | None = None, **connect_kwargs: Any) -> Session:
-        """A new session (connection on its own thread); extra arguments go to psycopg.connect."""
+    def session(
+        self, name: str | None = None, *, role: Role | None = None, **connect_kwargs: Any
+    ) -> Session:
+        """A new session (connection on its own thread), as ``role`` if given; extra arguments
+        go to psycopg.connect."""
+        from .roles import Role
+
+        if role is not None and not isinstance(role, Role):
+            raise TypeError(errors.BAD_ROLE.format(value=role))
         if name is None:
             name = self._next_name()
-        return self._context.new_session(name, dict(connect_kwargs))
+        return self._context.new_session(name, dict(connect_kwargs), role=role)
+
+    def role(self, name: str, *, superuser: bool = False, options: str = "") -> Role:
+        """A login role for this test only (unique in the cluster, dropped after the test);
+        ``options``: more CREATE ROLE options, e.g. ``"BYPASSRLS"``."""
+        from .roles import create_role
+
+        if name in self._roles:
+            raise PglocksError(errors.DUPLICATE_ROLE.format(label=name))
+        settings = self._context.settings
+        gucs = (
+            {"deadlock_timeout": settings.deadlock_timeout, "log_lock_waits": "on"}
+            if settings.manage_deadlock_timeout
+            else {}
+        )
+        self.execute("SELECT 1")  # opens the setup connection
+        assert self._setup_conn is not None
+        role = create_role(
+            self._setup_conn,
+            self.dbname,
+            name,
+            superuser=superuser,
+            options=options,
+            gucs=gucs,
+            major=self.server.major,
+        )
+        self._roles[name] = role
+        return role
 
     def sessions(self, *names: str | int) -> tuple[Session, ...]:
         """Several sessions: ``sessions("a", "b")`` or ``sessions(3)`` (named s1, s2, s3)."""
@@ -189,6 +227,17 @@ class Pglocks:
         while f"s{number}" in self._context.sessions:
             number += 1
         return f"s{number}"
+
+    def _drop_roles(self) -> None:
+        """Drop this test's roles; call once its database is gone (it held what they owned)."""
+        import psycopg
+
+        from .roles import drop_roles
+
+        if self._roles:
+            with psycopg.connect(self.server.dsn, autocommit=True) as conn:
+                drop_roles(conn, list(self._roles.values()))
+            self._roles.clear()
 
     def _close(self) -> None:
         for barrier in self._barriers:

@@ -186,3 +186,4 @@ def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[
             run.keep(pglocks_server, dbname, request.node.nodeid)
         else:
             databases.drop(dbname)
+            handle._drop_roles()

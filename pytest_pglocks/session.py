@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ._context import TestContext
     from .monitor import LockRow
+    from .roles import Role
 
 __all__ = ["Pending", "Session"]
 
@@ -183,6 +184,7 @@ class Session:
         self._set_in_transaction = False
         self._bounds: dict[str, int] = {}  # milliseconds, 0: none
         self._bounds_stale = False  # read inside a transaction: its end may undo them
+        self._role: Role | None = None  # set by the context for pglocks.session(role=)
         self._read_bounds()
         connection.add_notice_handler(self._on_notice)
 
@@ -435,6 +437,8 @@ class Session:
         status = self.connection.info.transaction_status
         if wanted is None or wanted == self._applied or status == TransactionStatus.INERROR:
             return
+        if self._role is not None and not self._role.can_set_deadlock_timeout:
+            return  # expect_deadlock(victim=) refuses such sessions
         self.connection.execute(
             "SELECT pg_catalog.set_config('deadlock_timeout', %s, false)", (wanted,)
         )
