@@ -308,7 +308,12 @@ BAD_BARRIER_COUNT = "barrier {name!r}: {call}(count={count!r}) takes a positive 
 
 GATE_BAD_EVENT = (
     "gate({table!r}, {event!r}): not a gate event; use 'before' or 'after' followed by insert, "
-    "update or delete, such as 'before delete' (case does not matter)"
+    "update or delete, such as 'before delete', or 'after insert deferred' (at COMMIT, with "
+    "the deferred constraint checks; case does not matter)"
+)
+GATE_BAD_SESSION = (
+    "gate({table!r}, {event!r}, session={value!r}): session= takes a Session (or an Observed "
+    "backend) of this test"
 )
 GATE_NO_TABLE = (
     "gate({table!r}, {event!r}): the test's database has no table {table!r} (search_path: "

@@ -194,13 +194,23 @@ class Pglocks:
 
         return observe(self._context, application_name, pid, name, timeout)
 
-    def gate(self, table: str, event: str, *, when: str | None = None) -> Gate:
+    def gate(
+        self,
+        table: str,
+        event: str,
+        *,
+        when: str | None = None,
+        session: Session | Observed | None = None,
+    ) -> Gate:
         """A pause inside statements: rows of ``table`` reaching ``event`` (``"before delete"``,
-        ``"after insert"``, ...) stop there, optionally only where ``when`` (a trigger WHEN
-        condition on ``OLD``/``NEW``) holds, until the gate is opened."""
+        ``"after insert"``, ``"after insert deferred"`` at COMMIT, ...) stop there, optionally
+        only where ``when`` (a trigger WHEN condition on ``OLD``/``NEW``) holds and only in
+        ``session``, until the gate is opened."""
         from .gates import Gate
 
-        gate = Gate(self._context, self.dsn, table, event, when=when, _ispytest=True)
+        gate = Gate(
+            self._context, self.dsn, table, event, when=when, session=session, _ispytest=True
+        )
         self._gates.append(gate)
         return gate
 
