@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .isolation import SpecOutcome, StepFact
     from .monitor import LockRow, WaitGraph
     from .observe import Observed
+    from .roles import Role
     from .server import Server
     from .session import Pending, Session
 
@@ -59,6 +60,7 @@ _MODULES = {
     "LockRow": ".monitor",
     "WaitGraph": ".monitor",
     "Observed": ".observe",
+    "Role": ".roles",
     "Server": ".server",
     "Pending": ".session",
     "Session": ".session",
@@ -78,6 +80,7 @@ __all__ = [
     "Pglocks",
     "PglocksError",
     "PglocksWarning",
+    "Role",
     "Scenario",
     "Server",
     "ServerError",

@@ -15,6 +15,7 @@ from .session import Pending, Session, shorten
 if TYPE_CHECKING:
     from ._execute import Rows
     from .observe import Observed, ServerLog
+    from .roles import Role
 
 CLOSE_TIMEOUT = 10.0
 # A waiting statement is re-examined this often at the most (seconds); first looks are immediate.
@@ -74,13 +75,20 @@ class TestContext:
         self.sessions: dict[str, Session] = {}
         self.observed: dict[int, Observed] = {}  # backends of the code under test, by pid
         self.server_log: ServerLog | None = None  # where deadlocks of those backends show
+        self._server_deadlock_timeout: int | None = None
 
     # sessions
 
     def new_session(
-        self, name: str, connect_kwargs: dict[str, Any], *, managed: bool = True
+        self,
+        name: str,
+        connect_kwargs: dict[str, Any],
+        *,
+        managed: bool = True,
+        role: Role | None = None,
     ) -> Session:
-        """A session; ``managed=False`` leaves deadlock_timeout and messages to the server."""
+        """A session; ``managed=False`` leaves deadlock_timeout and messages to the server;
+        ``role``: connect as that role (its defaults carry the managed settings)."""
         __tracebackhide__ = True
         import psycopg
 
@@ -88,7 +96,11 @@ class TestContext:
             raise errors.PglocksError(errors.DUPLICATE_SESSION.format(name=name))
         options = connect_kwargs.pop("options", "")
         managed = managed and self.settings.manage_deadlock_timeout
-        if managed:
+        if role is not None:
+            connect_kwargs.update(user=role.name, password=role.password)
+            if managed:
+                options = f"-c client_min_messages=log {options}".strip()
+        elif managed:
             options = (
                 f"-c deadlock_timeout={self.settings.deadlock_timeout} -c log_lock_waits=on "
                 f"-c client_min_messages=log {options}"
@@ -100,6 +112,7 @@ class TestContext:
         connection = psycopg.connect(self.dsn, **connect_kwargs)
         deadlock_timeout = self.settings.deadlock_timeout if managed else None
         session = Session(self, name, connection, deadlock_timeout=deadlock_timeout, _ispytest=True)
+        session._role = role
         self.sessions[name] = session
         self.own_pids.add(session.pid)
         return session
@@ -127,6 +140,15 @@ class TestContext:
 
     def locks(self) -> list[LockRow]:
         return list(self.monitor.snapshot(self.names()).locks)
+
+    def server_deadlock_timeout(self) -> int:
+        """The server's own deadlock_timeout in milliseconds: what sessions get without us."""
+        if self._server_deadlock_timeout is None:
+            rows = self.monitor.query(
+                "SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout'"
+            )
+            self._server_deadlock_timeout = int(rows[0][0])
+        return self._server_deadlock_timeout
 
     def is_blocked(self, pending: Pending) -> bool:
         return self.monitor.is_blocked(pending.session.pid, self.names())
@@ -165,10 +187,38 @@ class TestContext:
             graph, busy = self.stable_graph()
             if pending.done():
                 break
-            idle = graph.idle_blockers(pending.session.pid, busy)
+            idle = self.unending_blockers(pending, graph, busy)
             if idle:
                 raise errors.SessionBlocked.build(pending, graph, idle, call)
         return pending._outcome()
+
+    def unending_blockers(
+        self, pending: Pending, graph: WaitGraph, busy: frozenset[int]
+    ) -> set[int]:
+        """The idle sessions ``pending`` waits for when no timeout will ever end its wait."""
+        if pending.session._waits_bounded:
+            return set()  # its lock_timeout or statement_timeout ends it
+        idle = graph.idle_blockers(pending.session.pid, busy)
+        return {
+            pid
+            for pid in idle
+            if not isinstance(blocker := self.session_of(pid), Session) or not blocker._idle_bounded
+        }
+
+    def stuck(self) -> tuple[WaitGraph, list[tuple[Pending, set[int]]]] | None:
+        """When every statement in flight waits for idle sessions and none can ever go on:
+        the graph and each such wait (nothing in the test can change anything any more)."""
+        graph, busy = self.stable_graph()
+        running = [s._last for s in self.sessions.values() if s.pid in busy and s._last]
+        if not running or len(running) != len(busy):  # observed backends may still move
+            return None
+        waits = []
+        for pending in running:
+            idle = self.unending_blockers(pending, graph, busy)
+            if not idle:
+                return None
+            waits.append((pending, idle))
+        return graph, waits
 
     def fail_timeout(self, pending: Pending, limit: float, call: str) -> None:
         """Cancel a statement still running at its timeout and fail with the graph."""

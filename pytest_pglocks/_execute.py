@@ -19,11 +19,26 @@ Rows = list[tuple[Any, ...]]
 
 def execute(conn: psycopg.Connection[tuple[Any, ...]], sql: str, params: Any = None) -> Rows | None:
     """Execute ``sql`` (several statements allowed without params); rows of the last result."""
+    return run(conn, sql, params).rows
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What a statement string left: rows, command tag and row count of its last result."""
+
+    rows: Rows | None
+    status: str | None
+    rowcount: int
+
+
+def run(conn: psycopg.Connection[tuple[Any, ...]], sql: str, params: Any = None) -> Executed:
+    """``execute()`` that keeps the last result's command tag (``UPDATE 2``) and row count."""
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         while cursor.nextset():
             pass
-        return cursor.fetchall() if cursor.description is not None else None
+        rows = cursor.fetchall() if cursor.description is not None else None
+        return Executed(rows, cursor.statusmessage, cursor.rowcount)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,14 @@ def name_pids(text: str, names: Mapping[int, str]) -> str:
 
 
 def deadlock_report(deadlocks: Sequence[Event], names: Mapping[int, str]) -> str:
-    """Each deadlock: victim, statement, and the server's cycle with session names."""
+    """Each deadlock: victim, statement, the server's DETAIL (the cycle, with session names)
+    and CONTEXT lines."""
     lines = []
     for event in deadlocks:
+        where = f" ({event.where})" if event.where else ""
         lines.append(
             f"deadlock: {event.session} was chosen as the victim while running {event.sql!r}"
+            + where
         )
         for line in event.detail.splitlines()[1:]:
             lines.append(f"  {name_pids(line, names)}")
@@ -91,10 +94,16 @@ def timeline(events: Sequence[Event], *, verbose: bool) -> str:
     return "\n".join(lines) if lines else "(no statements)"
 
 
+def is_noise(row: LockRow) -> bool:
+    """A granted lock nobody asks about: a virtual xid, a system catalog or its index."""
+    catalog = (row.relation or "").removeprefix("pg_catalog.").startswith("pg_")
+    return row.granted and (row.locktype == "virtualxid" or catalog)
+
+
 def lock_table(rows: Sequence[LockRow], *, verbose: bool) -> str:
-    """The test's rows of pg_locks, waits first; compact form leaves out virtualxid noise."""
+    """The test's rows of pg_locks, waits first; the compact form leaves out noise."""
     if not verbose:
-        rows = [row for row in rows if row.locktype != "virtualxid" or not row.granted]
+        rows = [row for row in rows if not is_noise(row)]
     if not rows:
         return "(no locks)"
     ordered = sorted(rows, key=lambda row: (row.granted, row.session or "", row.pid))
@@ -122,5 +131,9 @@ def section(events: Sequence[Event], graph: WaitGraph | None, *, verbose: bool) 
     if graph is not None:
         parts += ["", "locks:", lock_table(graph.snapshot.locks, verbose=verbose), "", str(graph)]
     if not verbose:
-        parts += ["", "(compact report: notices and virtualxid locks left out; use -v for all)"]
+        parts += [
+            "",
+            "(compact report: notices, virtualxid and system catalog locks left out; "
+            "use -v for all)",
+        ]
     return "\n".join(parts)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import errors
@@ -126,11 +126,16 @@ async def aresult(pending: Pending, timeout: float | None = None) -> Rows | None
 
 
 async def aassert_blocks(
-    target: Target, on: On = None, *, lock: str | None = None, timeout: float | None = None
+    target: Target,
+    on: On = None,
+    *,
+    relation: str | None = None,
+    lock: str | None = None,
+    timeout: float | None = None,
 ) -> Wait:
     """``assert_blocks()`` without blocking the event loop."""
     __tracebackhide__ = True
-    return await _off_loop(assert_blocks, target, on, lock=lock, timeout=timeout)
+    return await _off_loop(assert_blocks, target, on, relation=relation, lock=lock, timeout=timeout)
 
 
 async def aassert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows | None:
@@ -142,8 +147,13 @@ async def aassert_not_blocks(target: Target, *, timeout: float | None = None) ->
 class aexpect_deadlock:
     """``expect_deadlock()`` as an async context manager: ``async with aexpect_deadlock():``."""
 
-    def __init__(self, victim: Session | None = None) -> None:
-        self._manager: AbstractContextManager[DeadlockExpectation] = _expect_deadlock(victim)
+    def __init__(
+        self, victim: Session | None = None, *, one_of: Sequence[Session] | None = None
+    ) -> None:
+        __tracebackhide__ = True
+        self._manager: AbstractContextManager[DeadlockExpectation, bool] = _expect_deadlock(
+            victim, one_of=one_of
+        )
 
     async def __aenter__(self) -> DeadlockExpectation:
         __tracebackhide__ = True

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import types
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import _context, errors
 from ._execute import Rows
 from ._report import deadlock_report, logged_deadlock_report
-from ._timeline import DEADLOCK_DETECTED
+from ._timeline import DEADLOCK_DETECTED, Event
 from .errors import PglocksError, PglocksWarning, WaitTimeout
-from .monitor import WaitGraph
+from .monitor import LockRow, WaitGraph
 from .observe import Observed
 from .session import Pending, Session, caller_location, shorten
 
@@ -22,6 +23,8 @@ __all__ = ["DeadlockExpectation", "Wait", "assert_blocks", "assert_not_blocks", 
 
 # deadlock_timeout of the sessions that must not be the victim inside expect_deadlock(victim=).
 NEVER_FIRST = "1h"
+# A line of the server's deadlock DETAIL: "Process 12 waits for ...; blocked by process 34."
+_BLOCKED_BY = re.compile(r"Process (\d+) waits for .*?; blocked by process (\d+)\.")
 
 Target = Session | Pending | Observed
 Waiter = Session | Observed
@@ -30,7 +33,7 @@ On = Waiter | Sequence[Waiter] | str | None
 
 @dataclass(frozen=True)
 class Wait:
-    """A statement's wait: ``.blockers``, ``.locktype``, ``.mode``, ``.relation``."""
+    """A statement's wait: ``.blockers``, ``.lock``, ``.locktype``, ``.mode``, ``.relation``."""
 
     __module__ = "pytest_pglocks"
 
@@ -40,6 +43,7 @@ class Wait:
     mode: str | None
     relation: str | None
     graph: WaitGraph = field(repr=False)
+    lock: LockRow | None = None
 
     @classmethod
     def observe(cls, waiter: Waiter, graph: WaitGraph) -> Wait:
@@ -63,6 +67,7 @@ class Wait:
             mode=awaited.mode if awaited else None,
             relation=relation,
             graph=graph,
+            lock=awaited,
         )
 
     def __str__(self) -> str:
@@ -79,11 +84,13 @@ class Wait:
 
 @dataclass
 class DeadlockExpectation:
-    """What ``expect_deadlock`` saw: ``.victim`` (the session that got 40P01) and ``.report``."""
+    """What ``expect_deadlock`` saw: ``.victim`` (the session that got 40P01), ``.survivor``
+    (the statement its abort let go on) and ``.report``."""
 
     __module__ = "pytest_pglocks"
 
     victim: Session | None = None
+    survivor: Pending | None = None
     report: str = ""
 
 
@@ -129,15 +136,18 @@ def _relation_matches(wanted: str, relation: str | None) -> bool:
     return wanted.split(".")[-1] == relation.split(".")[-1]
 
 
-def _mismatch(wait: Wait, on: On, lock: str | None) -> str | None:
+def _mismatch(wait: Wait, on: On, relation: str | None, lock: str | None) -> str | None:
     """Why ``wait`` is not the one asserted, or None when it is."""
     names = _blocker_names(on)
     got = sorted(session.name for session in wait.blockers)
     if names is not None and set(got) != names:
         wanted = " and ".join(sorted(names))
         return f"blocked by {' and '.join(got) or 'no session of this test'}, not {wanted}"
-    if isinstance(on, str) and not _relation_matches(on, wait.relation):
-        return f"waiting on relation {wait.relation or '(none)'}, not {on}"
+    for wanted_relation in (on, relation):
+        if isinstance(wanted_relation, str) and not _relation_matches(
+            wanted_relation, wait.relation
+        ):
+            return f"waiting on relation {wait.relation or '(none)'}, not {wanted_relation}"
     if lock is not None and lock.lower() not in {
         (wait.locktype or "").lower(),
         (wait.mode or "").lower(),
@@ -167,12 +177,20 @@ def _seen_waiting(pending: Pending) -> Wait | None:
 
 
 def assert_blocks(
-    target: Target, on: On = None, *, lock: str | None = None, timeout: float | None = None
+    target: Target,
+    on: On = None,
+    *,
+    relation: str | None = None,
+    lock: str | None = None,
+    timeout: float | None = None,
 ) -> Wait:
-    """Wait until ``target``'s statement is blocked (by ``on``, if given); return the ``Wait``."""
+    """Wait until ``target``'s statement is blocked (by ``on``, on ``relation``, for ``lock``,
+    each if given); return the ``Wait``."""
     __tracebackhide__ = True
+    if relation is not None and not isinstance(relation, str):
+        raise TypeError(errors.BAD_RELATION.format(value=relation))
     if isinstance(target, Observed):
-        return _assert_backend_blocks(target, on, lock, timeout)
+        return _assert_backend_blocks(target, on, relation, lock, timeout)
     pending = _pending_of(target, "assert_blocks")
     context = pending.session._context
     limit = context.settings.timeout if timeout is None else timeout
@@ -186,7 +204,7 @@ def assert_blocks(
             )
         wait = _seen_waiting(pending)
         if wait is not None:
-            why = _mismatch(wait, on, lock)
+            why = _mismatch(wait, on, relation, lock)
             if why is not None:
                 raise AssertionError(
                     errors.WRONG_WAIT.format(
@@ -231,7 +249,7 @@ def assert_not_blocks(target: Target, *, timeout: float | None = None) -> Rows |
 
 
 def _assert_backend_blocks(
-    backend: Observed, on: On, lock: str | None, timeout: float | None
+    backend: Observed, on: On, relation: str | None, lock: str | None, timeout: float | None
 ) -> Wait:
     """``assert_blocks`` for an observed backend: wait until the server shows it blocked."""
     __tracebackhide__ = True
@@ -244,7 +262,7 @@ def _assert_backend_blocks(
         if context.monitor.is_blocked(backend.pid, context.names()):
             wait = Wait.observe(backend, context.graph())
             if wait.blockers or wait.mode:
-                why = _mismatch(wait, on, lock)
+                why = _mismatch(wait, on, relation, lock)
                 if why is not None:
                     raise AssertionError(
                         errors.WRONG_WAIT.format(
@@ -308,11 +326,26 @@ def _prepare_victim(victim: Session) -> None:
     context = victim._context
     if not context.settings.manage_deadlock_timeout:
         raise PglocksError(errors.VICTIM_UNMANAGED.format(name=victim.name))
-    if victim.busy:
-        assert victim._last is not None
+    bound = victim._wait_bound
+    if bound is not None and bound < context.server_deadlock_timeout():
         raise PglocksError(
-            errors.VICTIM_BUSY.format(name=victim.name, sql=shorten(victim._last.sql))
+            errors.VICTIM_TIMEOUT.format(
+                name=victim.name, bound=bound, server=context.server_deadlock_timeout()
+            )
         )
+    running = victim._last if victim.busy else None
+    if running is not None and running._sent_deadlock_timeout == NEVER_FIRST:
+        # Its deadlock check is held back: a release inside the block cannot make it the victim.
+        raise PglocksError(errors.VICTIM_BUSY.format(name=victim.name, sql=shorten(running.sql)))
+    for session in context.sessions.values():
+        if session._role is not None and not session._role.can_set_deadlock_timeout:
+            raise PglocksError(
+                errors.VICTIM_ROLE.format(
+                    victim=victim.name,
+                    name=session.name,
+                    role=session._role.label,
+                )
+            )
     deadline = time.monotonic() + context.settings.timeout
     for session in context.sessions.values():
         if session is victim:
@@ -338,44 +371,106 @@ def _is_deadlock(exc: BaseException | None) -> bool:
     return getattr(exc, "sqlstate", None) == DEADLOCK_DETECTED
 
 
-@contextmanager
-def expect_deadlock(victim: Session | None = None) -> Iterator[DeadlockExpectation]:
-    """Assert that a deadlock (40P01) hits one of this test's sessions inside the block."""
+def _await_deadlock(context: _context.TestContext, start: int) -> None:
+    """Wait for a deadlock after the block, until none can come: nothing runs any more, or
+    every statement still running waits for a session idle in a transaction (fails at once)."""
     __tracebackhide__ = True
-    if victim is not None and not isinstance(victim, Session):
-        raise TypeError(errors.BAD_VICTIM.format(value=victim))
-    context = victim._context if victim is not None else _context.current()
-    if victim is not None:
-        _prepare_victim(victim)
-    elif not context.settings.manage_deadlock_timeout:
-        warnings.warn(PglocksWarning(errors.DEADLOCK_TIMEOUT_UNMANAGED), stacklevel=3)
-    start = len(context.timeline)
-    expectation = DeadlockExpectation()
-    raised: BaseException | None = None
-    try:
-        yield expectation
-    except BaseException as exc:
-        if not _is_deadlock(exc):
-            raise
-        raised = exc
-    finally:
+    timeline = context.timeline
+    deadline = time.monotonic() + context.settings.timeout
+    for gap in _context.poll_gaps():
+        if timeline.wait_until(lambda: bool(timeline.deadlocks(start)) or not context.busy(), gap):
+            return
+        stuck = context.stuck()
+        if stuck is not None:
+            graph, waits = stuck
+            raise AssertionError(
+                errors.DEADLOCK_IMPOSSIBLE.format(
+                    waits="; ".join(
+                        f"{_describe_target(pending)} waits for "
+                        + " and ".join(sorted(graph.snapshot.name(pid) for pid in idle))
+                        for pending, idle in waits
+                    ),
+                    graph=graph,
+                )
+            )
+        if time.monotonic() >= deadline:
+            return
+
+
+class expect_deadlock:
+    """Assert that a deadlock (40P01) hits one of this test's sessions inside the block."""
+
+    __module__ = "pytest_pglocks"
+
+    def __init__(
+        self, victim: Session | None = None, *, one_of: Sequence[Session] | None = None
+    ) -> None:
+        __tracebackhide__ = True
+        if victim is not None and not isinstance(victim, Session):
+            raise TypeError(errors.BAD_VICTIM.format(value=victim))
+        if one_of is not None and (
+            isinstance(one_of, str | Session)
+            or len(one_of) < 2
+            or not all(isinstance(session, Session) for session in one_of)
+        ):
+            raise TypeError(errors.BAD_ONE_OF.format(value=one_of))
+        if victim is not None and one_of is not None:
+            raise TypeError(errors.VICTIM_AND_ONE_OF)
+        self._victim = victim
+        self._one_of = tuple(one_of) if one_of is not None else None
+        self._context = victim._context if victim is not None else _context.current()
+        self._start = 0
+        self._expectation = DeadlockExpectation()
+
+    def __enter__(self) -> DeadlockExpectation:
+        __tracebackhide__ = True
+        if self._victim is not None:
+            _prepare_victim(self._victim)
+        elif not self._context.settings.manage_deadlock_timeout:
+            warnings.warn(PglocksWarning(errors.DEADLOCK_TIMEOUT_UNMANAGED), stacklevel=2)
+        self._start = len(self._context.timeline)
+        return self._expectation
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> bool:
+        __tracebackhide__ = True
+        context = self._context
         for session in context.sessions.values():
             session._deadlock_override = None
-    if not context.timeline.deadlocks(start):
-        context.timeline.wait_until(
-            lambda: bool(context.timeline.deadlocks(start)) or not context.busy(),
-            context.settings.timeout,
-        )
-    deadlocks = context.timeline.deadlocks(start)
-    if not deadlocks:
-        raise AssertionError(errors.NO_DEADLOCK.format(graph=context.graph())) from raised
-    got = context.sessions[deadlocks[0].session]
-    expectation.victim = got
-    expectation.report = deadlock_report(deadlocks, context.names())
-    if victim is not None and got is not victim:
-        raise AssertionError(
-            errors.WRONG_VICTIM.format(wanted=victim.name, got=got.name, report=expectation.report)
-        ) from raised
+        if error is not None and not _is_deadlock(error):
+            return False
+        if not context.timeline.deadlocks(self._start):
+            _await_deadlock(context, self._start)
+        deadlocks = context.timeline.deadlocks(self._start)
+        if not deadlocks:
+            raise AssertionError(errors.NO_DEADLOCK.format(graph=context.graph())) from error
+        expectation = self._expectation
+        expectation.victim = got = context.sessions[deadlocks[0].session]
+        expectation.survivor = _survivor(context, deadlocks[0], got)
+        expectation.report = deadlock_report(deadlocks, context.names())
+        wanted = (self._victim,) if self._victim is not None else self._one_of
+        if wanted is not None and got not in wanted:
+            raise AssertionError(
+                errors.WRONG_VICTIM.format(
+                    wanted=" or ".join(session.name for session in wanted),
+                    got=got.name,
+                    report=expectation.report,
+                )
+            ) from error
+        return True
+
+
+def _survivor(context: _context.TestContext, deadlock: Event, victim: Session) -> Pending | None:
+    """The statement the victim's abort let go on: the one the server saw blocked by it."""
+    for waiter, blocker in _BLOCKED_BY.findall(deadlock.detail):
+        session = context.session_of(int(waiter))
+        if int(blocker) == victim.pid and isinstance(session, Session):
+            return session._last
+    return None
 
 
 def deadlock_failure(context: _context.TestContext) -> str | None:

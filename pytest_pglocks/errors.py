@@ -182,6 +182,26 @@ SESSION_BUSY = (
     "{name}.{call}(): {name} is still running {sql!r} ({where}); a session runs one "
     "statement at a time; call .result() on it first or use another session"
 )
+ROLE_NOT_ALLOWED = (
+    "pglocks.role({label!r}): the server refused: {why}; roles need a superuser or CREATEROLE "
+    "connection (see --pglocks-dsn)"
+)
+BAD_ROLE_OPTIONS = (
+    "pglocks.role({label!r}, options={options!r}): not valid CREATE ROLE options ({why}); "
+    "write them as in SQL, e.g. options='BYPASSRLS CONNECTION LIMIT 5'"
+)
+DUPLICATE_ROLE = (
+    "pglocks.role({label!r}): this test already has a role {label!r}; pick another name"
+)
+BAD_ROLE = (
+    "pglocks.session(role={value!r}): role= takes a role made by pglocks.role(), e.g. "
+    "role=pglocks.role('app')"
+)
+VICTIM_ROLE = (
+    "expect_deadlock(victim={victim}): session {name} connects as role {role!r}, which may "
+    "not change deadlock_timeout before PostgreSQL 15, so the victim cannot be guaranteed; "
+    "use pglocks.role(..., superuser=True), or expect_deadlock() without victim="
+)
 DUPLICATE_SESSION = "a session named {name!r} already exists in this test; pick another name"
 BAD_ISOLATION = "{name}.begin(isolation={value!r}): not an isolation level; use one of {levels}"
 NO_CURRENT_TEST = (
@@ -193,6 +213,14 @@ NOTHING_SENT = (
 )
 BAD_TARGET = "{function}() takes a Session or a Pending, not {value!r}"
 BAD_VICTIM = "expect_deadlock(victim=...) takes a Session of this test, not {value!r}"
+BAD_ONE_OF = (
+    "expect_deadlock(one_of=...) takes two or more Sessions of this test, e.g. "
+    "one_of=(s1, s2), not {value!r}"
+)
+VICTIM_AND_ONE_OF = (
+    "expect_deadlock(): pass victim= (the plugin makes that session the victim) or one_of= "
+    "(the server chooses among them), not both"
+)
 COMPLETED_NOT_BLOCKED = (
     "assert_blocks: {target} {outcome} instead of blocking (if it waited at all, the wait "
     "ended before it could be seen)"
@@ -209,8 +237,15 @@ VICTIM_UNMANAGED = (
     "expect_deadlock() without victim=, or a superuser DSN"
 )
 VICTIM_BUSY = (
-    "expect_deadlock(victim={name}): {name} is already running {sql!r}; enter the block "
-    "before sending the victim's statement that closes the cycle"
+    "expect_deadlock(victim={name}): {name} is already running {sql!r}, sent while an earlier "
+    "expect_deadlock(victim=) held its deadlock check back, so it cannot be made the victim; "
+    "send it again after that block, or enter this block before sending it"
+)
+VICTIM_TIMEOUT = (
+    "expect_deadlock(victim={name}): {name}'s lock_timeout or statement_timeout ({bound} ms) "
+    "ends its waits before the server's deadlock_timeout ({server} ms) would check them, so "
+    "without pglocks it gets 55P03 or 57014, never 40P01; assert that error instead, or "
+    "raise the timeout above {server} ms"
 )
 VICTIM_UNCERTAIN = (
     "expect_deadlock(victim={victim}): {name}'s statement {sql!r} is still running without "
@@ -218,7 +253,13 @@ VICTIM_UNCERTAIN = (
     "with assert_blocks() (or let it finish) before entering the block"
 )
 NO_DEADLOCK = "expect_deadlock: no session of this test got a deadlock error (40P01)\n{graph}"
-WRONG_VICTIM = "expect_deadlock(victim={wanted}): the deadlock hit {got}, not {wanted}\n{report}"
+BAD_RELATION = "assert_blocks(relation={value!r}): relation= takes a relation name, e.g. 'dag_run'"
+DEADLOCK_IMPOSSIBLE = (
+    "expect_deadlock: no deadlock, and none can come: {waits}, idle in a transaction, and "
+    "only the test can end that transaction once the block has ended. Send the statement "
+    "that closes the cycle inside the block.\n{graph}"
+)
+WRONG_VICTIM = "expect_deadlock: the deadlock hit {got}, not {wanted}\n{report}"
 DEADLOCK_SEEN = (
     "no_deadlock: a session or connection of this test got a deadlock error (40P01), even if "
     "the error was caught\n{report}"
@@ -282,7 +323,12 @@ BAD_BARRIER_COUNT = "barrier {name!r}: {call}(count={count!r}) takes a positive 
 
 GATE_BAD_EVENT = (
     "gate({table!r}, {event!r}): not a gate event; use 'before' or 'after' followed by insert, "
-    "update or delete, such as 'before delete' (case does not matter)"
+    "update or delete, such as 'before delete', or 'after insert deferred' (at COMMIT, with "
+    "the deferred constraint checks; case does not matter)"
+)
+GATE_BAD_SESSION = (
+    "gate({table!r}, {event!r}, session={value!r}): session= takes a Session (or an Observed "
+    "backend) of this test"
 )
 GATE_NO_TABLE = (
     "gate({table!r}, {event!r}): the test's database has no table {table!r} (search_path: "

@@ -52,7 +52,7 @@ TEARDOWN_STATEMENT_TIMEOUT = "10s"
 # digits, so a gate fires before the table's other triggers for the same row, foreign-key checks
 # ("RI_ConstraintTrigger_...") included.
 TRIGGER_PREFIX = "!"
-EVENT = re.compile(r"(before|after) (insert|update|delete)")
+EVENT = re.compile(r"(before|after) (insert|update|delete)( deferred)?")
 RELKINDS = {
     "v": "view",
     "m": "materialized view",
@@ -178,6 +178,7 @@ class Gate:
         event: str,
         *,
         when: str | None = None,
+        session: _HasPid | None = None,
         _ispytest: bool = False,
     ) -> None:
         if not _ispytest:
@@ -187,8 +188,12 @@ class Gate:
         self.table = table
         self.when = when
         normalized = " ".join(event.lower().split())
-        if not EVENT.fullmatch(normalized):
+        match = EVENT.fullmatch(normalized)
+        if not match or (match[3] and match[1] == "before"):
             raise PglocksError(errors.GATE_BAD_EVENT.format(table=table, event=event))
+        if session is not None and not isinstance(getattr(session, "pid", None), int):
+            raise TypeError(errors.GATE_BAD_SESSION.format(table=table, event=event, value=session))
+        self.session = session
         self.event = normalized
         self.name = f"{table} {normalized}"
         self._lock = threading.RLock()
@@ -258,9 +263,22 @@ class Gate:
         from psycopg import sql
 
         schema = sql.Identifier(self._schema)
-        timing, operation = self.event.upper().split()
+        timing, operation, *deferred = self.event.upper().split()
         body = FUNCTION_BODY.format(sequence=self._sequence(conn), key=self.key)
-        condition = sql.SQL("WHEN ({}) ").format(sql.SQL(self.when)) if self.when else sql.SQL("")
+        conditions = [sql.SQL("({})").format(sql.SQL(self.when))] if self.when else []
+        if self.session is not None:  # WHEN may call functions: only that backend stops
+            conditions.append(
+                sql.SQL("pg_catalog.pg_backend_pid() = {}").format(sql.Literal(self.session.pid))
+            )
+        condition = (
+            sql.SQL("WHEN ({}) ").format(sql.SQL(" AND ").join(conditions))
+            if conditions
+            else sql.SQL("")
+        )
+        # A deferred gate is a constraint trigger: it fires at COMMIT, row by row, in the order
+        # the rows were queued, each before that row's deferred foreign-key checks.
+        kind = sql.SQL("CONSTRAINT TRIGGER" if deferred else "TRIGGER")
+        deferral = sql.SQL("DEFERRABLE INITIALLY DEFERRED " if deferred else "")
         limit = self._context.settings.timeout
         statements: list[sql.Composed] = [
             sql.SQL("CREATE SCHEMA {}").format(schema),
@@ -270,13 +288,13 @@ class Gate:
             sql.SQL(
                 "CREATE FUNCTION {}.pass() RETURNS trigger LANGUAGE plpgsql SECURITY INVOKER AS {}"
             ).format(schema, sql.Literal(body)),
-            sql.SQL(
-                "CREATE TRIGGER {} {} {} ON {} FOR EACH ROW {}EXECUTE FUNCTION {}.pass()"
-            ).format(
+            sql.SQL("CREATE {} {} {} {} ON {} {}FOR EACH ROW {}EXECUTE FUNCTION {}.pass()").format(
+                kind,
                 sql.Identifier(TRIGGER_PREFIX + self._schema),
                 sql.SQL(timing),
                 sql.SQL(operation),
                 sql.SQL(self._qualified),
+                deferral,
                 condition,
                 schema,
             ),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .gates import Gate
     from .isolation import Spec, SpecOutcome
     from .observe import Observed
+    from .roles import Role
 
 __all__ = ["Pglocks"]
 
@@ -48,6 +49,7 @@ class Pglocks:
         self._scenarios: list[Scenario] = []
         self._gates: list[Gate] = []
         self._barriers: list[Barrier] = []
+        self._roles: dict[str, Role] = {}
         # Set by the fixture from @pytest.mark.no_deadlock: explorations name the interleaving.
         self._no_deadlock = False
 
@@ -86,12 +88,46 @@ class Pglocks:
             )
         return execute(self._setup_conn, sql, params)
 
-    def session(self, name: str | None = None, **connect_kwargs: Any) -> Session:
-        """A new session (connection on its own thread); extra arguments go to psycopg.connect."""
+    def session(
+        self, name: str | None = None, *, role: Role | None = None, **connect_kwargs: Any
+    ) -> Session:
+        """A new session (connection on its own thread), as ``role`` if given; extra arguments
+        go to psycopg.connect."""
         __tracebackhide__ = True
+        from .roles import Role
+
+        if role is not None and not isinstance(role, Role):
+            raise TypeError(errors.BAD_ROLE.format(value=role))
         if name is None:
             name = self._next_name()
-        return self._context.new_session(name, dict(connect_kwargs))
+        return self._context.new_session(name, dict(connect_kwargs), role=role)
+
+    def role(self, name: str, *, superuser: bool = False, options: str = "") -> Role:
+        """A login role for this test only (unique in the cluster, dropped after the test);
+        ``options``: more CREATE ROLE options, e.g. ``"BYPASSRLS"``."""
+        from .roles import create_role
+
+        if name in self._roles:
+            raise PglocksError(errors.DUPLICATE_ROLE.format(label=name))
+        settings = self._context.settings
+        gucs = (
+            {"deadlock_timeout": settings.deadlock_timeout, "log_lock_waits": "on"}
+            if settings.manage_deadlock_timeout
+            else {}
+        )
+        self.execute("SELECT 1")  # opens the setup connection
+        assert self._setup_conn is not None
+        role = create_role(
+            self._setup_conn,
+            self.dbname,
+            name,
+            superuser=superuser,
+            options=options,
+            gucs=gucs,
+            major=self.server.major,
+        )
+        self._roles[name] = role
+        return role
 
     def sessions(self, *names: str | int) -> tuple[Session, ...]:
         """Several sessions: ``sessions("a", "b")`` or ``sessions(3)`` (named s1, s2, s3)."""
@@ -167,13 +203,23 @@ class Pglocks:
 
         return observe(self._context, application_name, pid, name, timeout)
 
-    def gate(self, table: str, event: str, *, when: str | None = None) -> Gate:
+    def gate(
+        self,
+        table: str,
+        event: str,
+        *,
+        when: str | None = None,
+        session: Session | Observed | None = None,
+    ) -> Gate:
         """A pause inside statements: rows of ``table`` reaching ``event`` (``"before delete"``,
-        ``"after insert"``, ...) stop there, optionally only where ``when`` (a trigger WHEN
-        condition on ``OLD``/``NEW``) holds, until the gate is opened."""
+        ``"after insert"``, ``"after insert deferred"`` at COMMIT, ...) stop there, optionally
+        only where ``when`` (a trigger WHEN condition on ``OLD``/``NEW``) holds and only in
+        ``session``, until the gate is opened."""
         from .gates import Gate
 
-        gate = Gate(self._context, self.dsn, table, event, when=when, _ispytest=True)
+        gate = Gate(
+            self._context, self.dsn, table, event, when=when, session=session, _ispytest=True
+        )
         self._gates.append(gate)
         return gate
 
@@ -204,6 +250,17 @@ class Pglocks:
         while f"s{number}" in self._context.sessions:
             number += 1
         return f"s{number}"
+
+    def _drop_roles(self) -> None:
+        """Drop this test's roles, and what they own in its database, before that goes."""
+        import psycopg
+
+        from .roles import drop_roles
+
+        if self._roles:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                drop_roles(conn, list(self._roles.values()))
+            self._roles.clear()
 
     def _close(self) -> None:
         for barrier in self._barriers:

@@ -6,6 +6,7 @@ one :class:`Snapshot`; :class:`Monitor` is the only part that talks to the serve
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -74,16 +75,30 @@ class LockRow:
             gate = describe_gate_wait(self)
             if gate is not None:
                 return gate.removeprefix("at ")
-            key = (
-                (self.classid or 0) << 32 | (self.objid or 0)
-                if self.objsubid == 1
-                else f"({self.classid},{self.objid})"
-            )
+            key = self.advisory_key
+            if isinstance(key, builtins.tuple):
+                return f"advisory lock ({key[0]},{key[1]})"
             return f"advisory lock {key}"
         return f"{self.locktype} {self.classid}/{self.objid}/{self.objsubid}"
 
     def describe(self) -> str:
         return f"{self.mode} on {self.target()}"
+
+    @property
+    def advisory_key(self) -> int | builtins.tuple[int, int] | None:
+        """An advisory lock's key as the test passed it: ``pg_advisory_lock(42)`` → ``42``,
+        ``pg_advisory_lock(1, 2)`` → ``(1, 2)``; None for other lock types."""
+        if self.locktype != "advisory":
+            return None
+        high, low = self.classid or 0, self.objid or 0
+        if self.objsubid == 1:
+            return _signed(high << 32 | low, 64)
+        return _signed(high, 32), _signed(low, 32)
+
+
+def _signed(value: int, bits: int) -> int:
+    """pg_locks shows key halves as unsigned oids; the key itself is signed."""
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
 @dataclass(frozen=True)

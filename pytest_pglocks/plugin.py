@@ -190,7 +190,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         item.stash[CALL_FAILED_KEY] = True
     handle = item.stash.get(HANDLE_KEY, None)
-    if handle is None:
+    if handle is None or not _used(handle):
         return report
     outage = _outage_of(item, handle.server) if report.failed else None
     if outage is not None:  # the test's own error is only a symptom of it
@@ -238,6 +238,12 @@ def _outage_of(item: pytest.Item, server: Server) -> str | None:
     if OUTAGE_KEY not in item.stash:
         item.stash[OUTAGE_KEY] = item.config.stash[RUN_KEY].outage(server, item.nodeid)
     return item.stash[OUTAGE_KEY]
+
+
+def _used(handle: Pglocks) -> bool:
+    """Whether the test drove anything a pglocks section can show."""
+    context = handle._context
+    return bool(context.sessions or context.observed or handle._gates or len(context.timeline))
 
 
 def _final_graph(context: TestContext) -> tuple[WaitGraph | None, str]:
@@ -300,6 +306,7 @@ def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[
             if run.settings.keep.value and request.node.stash.get(CALL_FAILED_KEY, False):
                 run.keep(pglocks_server, dbname, request.node.nodeid)
             else:
+                handle._drop_roles()  # in the database, which held what they owned
                 databases.drop(dbname)
 
 

@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from ._execute import ErrorFields, Result, Rows, StepConnection, execute, execute_results
+from ._execute import ErrorFields, Executed, Result, Rows, StepConnection, execute_results, run
 from ._worker import Worker
 from .errors import PglocksError
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ._context import TestContext
     from .monitor import LockRow
+    from .roles import Role
 
 __all__ = ["Pending", "Session"]
 
@@ -31,6 +32,11 @@ CHECKED_NOTICE = re.compile(r"process \d+ (still waiting|avoided deadlock|detect
 PACKAGE_DIR = os.path.dirname(__file__)
 # Seconds between two cancel requests for a statement that has not ended yet.
 CANCEL_RETRY = 0.05
+# Settings that end a wait by themselves: the waiter's lock_timeout and statement_timeout
+# (55P03, 57014), the blocker's idle_in_transaction_session_timeout (its session ends).
+WAIT_BOUNDS = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+MENTIONS_BOUND = re.compile("|".join(WAIT_BOUNDS), re.IGNORECASE)
+READ_BOUNDS = "SELECT name, setting::int FROM pg_catalog.pg_settings WHERE name = ANY(%s)"
 
 
 def caller_location() -> str:
@@ -49,6 +55,18 @@ def shorten(sql: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def counted(executed: Executed) -> str:
+    """The command tag when it counts rows (``UPDATE 2``), for reports; else nothing."""
+    status = executed.status or ""
+    return status if status[-1:].isdigit() else ""
+
+
+def context_lines(context: str) -> str:
+    """The server's CONTEXT field as psql prints it: ``CONTEXT:  while updating tuple ...``."""
+    first, *rest = context.rstrip("\n").splitlines() or [""]
+    return "\n".join([f"CONTEXT:  {first}", *rest])
+
+
 class Pending:
     """A statement sent with ``submit()``: ``.result()``, ``.done()``, ``.error``."""
 
@@ -62,6 +80,7 @@ class Pending:
         self._finished = threading.Event()
         self._checked = threading.Event()  # the server ran its deadlock check for this wait
         self._sent_deadlock_timeout: str | None = None
+        self._executed: Executed | None = None  # set by the session's thread on success
         future.add_done_callback(self._on_done)
 
     def _on_done(self, _: Future[Any]) -> None:
@@ -82,6 +101,16 @@ class Pending:
     def error(self) -> BaseException | None:
         """The statement's exception once it has failed; None while running or on success."""
         return self._future.exception(0) if self._future.done() else None
+
+    @property
+    def status(self) -> str | None:
+        """The command tag of its last result (``UPDATE 2``); None while running or on error."""
+        return self._executed.status if self._executed is not None else None
+
+    @property
+    def rowcount(self) -> int | None:
+        """Rows its last result affected or returned; None while running or on error."""
+        return self._executed.rowcount if self._executed is not None else None
 
     def _outcome(self) -> Rows | None:
         """The finished statement's rows, or its exception re-raised from the caller's frame."""
@@ -153,6 +182,10 @@ class Session:
         self._deadlock_override: str | None = None
         self._applied: str | None = deadlock_timeout
         self._set_in_transaction = False
+        self._bounds: dict[str, int] = {}  # milliseconds, 0: none
+        self._bounds_stale = False  # read inside a transaction: its end may undo them
+        self._role: Role | None = None  # set by the context for pglocks.session(role=)
+        self._read_bounds()
         connection.add_notice_handler(self._on_notice)
 
     def __repr__(self) -> str:
@@ -167,6 +200,16 @@ class Session:
     def busy(self) -> bool:
         """Whether a statement of this session is still in flight."""
         return self._last is not None and not self._last.done()
+
+    @property
+    def status(self) -> str | None:
+        """The command tag of its last statement (``INSERT 0 1``), as ``Pending.status``."""
+        return self._last.status if self._last is not None else None
+
+    @property
+    def rowcount(self) -> int | None:
+        """The row count of its last statement, as ``Pending.rowcount``."""
+        return self._last.rowcount if self._last is not None else None
 
     def execute(self, sql: str, params: Any = None, *, timeout: float | None = None) -> Rows | None:
         """Run a statement and wait for it; raises ``SessionBlocked`` if it could never end."""
@@ -249,6 +292,24 @@ class Session:
             self.execute(statement.as_string(None))
             if name == "deadlock_timeout":
                 self._deadlock_timeout = self._applied = str(value)
+        if any(name in WAIT_BOUNDS for name in gucs):
+            self._read_bounds()  # the session is idle again: its connection is free
+
+    @property
+    def _wait_bound(self) -> int | None:
+        """Milliseconds after which its lock_timeout or statement_timeout ends any wait."""
+        bounds = [self._bounds.get(name, 0) for name in WAIT_BOUNDS[:2]]
+        return min((bound for bound in bounds if bound > 0), default=None)
+
+    @property
+    def _waits_bounded(self) -> bool:
+        """Whether its lock_timeout or statement_timeout ends any wait of its statements."""
+        return self._wait_bound is not None
+
+    @property
+    def _idle_bounded(self) -> bool:
+        """Whether idle_in_transaction_session_timeout ends its idle transactions."""
+        return self._bounds.get("idle_in_transaction_session_timeout", 0) > 0
 
     def locks(self) -> list[LockRow]:
         """This session's rows of ``pg_locks``."""
@@ -306,11 +367,13 @@ class Session:
         self._running = pending
         try:
             self._apply_deadlock_timeout(pending._sent_deadlock_timeout)
-            rows = execute(self.connection, pending.sql, params)
+            executed = run(self.connection, pending.sql, params)
         except psycopg.Error as exc:
             detail = exc.diag.message_primary or str(exc).strip() or type(exc).__name__
             if exc.diag.message_detail:
                 detail += "\n" + exc.diag.message_detail
+            if exc.diag.context:
+                detail += "\n" + context_lines(exc.diag.context)
             self._context.timeline.record(
                 self.name,
                 "error",
@@ -323,12 +386,12 @@ class Session:
             raise
         finally:
             self._running = None
-            self._after_statement()
-        detail = "" if rows is None else f"{len(rows)} row{'s' * (len(rows) != 1)}"
+            self._after_statement(pending.sql)
+        pending._executed = executed
         self._context.timeline.record(
-            self.name, "done", pending.sql, detail=detail, where=pending.where
+            self.name, "done", pending.sql, detail=counted(executed), where=pending.where
         )
-        return rows
+        return executed.rows
 
     def _run_results(self, pending: Pending) -> list[Result]:
         """Runs on the session's thread; errors are results here, recorded but not raised."""
@@ -359,7 +422,7 @@ class Session:
             results = run()
         finally:
             self._running = None
-            self._after_statement()
+            self._after_statement(pending.sql)
         failed = [result.error for result in results if result.error is not None]
         for error in failed:
             self._context.timeline.record(
@@ -377,24 +440,48 @@ class Session:
     def _apply_deadlock_timeout(self, wanted: str | None) -> None:
         from psycopg.pq import TransactionStatus
 
+        bound = self._wait_bound
+        if bound is not None and wanted == self._context.settings.deadlock_timeout:
+            server = self._context.server_deadlock_timeout()
+            if bound < server:
+                # Without the plugin its timeout fires before any deadlock check: keep it so,
+                # and the statement gets 55P03/57014 as it would, not 40P01.
+                wanted = f"{server}ms"
         status = self.connection.info.transaction_status
         if wanted is None or wanted == self._applied or status == TransactionStatus.INERROR:
             return
+        if self._role is not None and not self._role.can_set_deadlock_timeout:
+            return  # expect_deadlock(victim=) refuses such sessions
         self.connection.execute(
             "SELECT pg_catalog.set_config('deadlock_timeout', %s, false)", (wanted,)
         )
         self._applied = wanted
         self._set_in_transaction = status == TransactionStatus.INTRANS
 
-    def _after_statement(self) -> None:
+    def _after_statement(self, sql: str) -> None:
         from psycopg.pq import TransactionStatus
 
-        if self._set_in_transaction and (
-            self.connection.info.transaction_status != TransactionStatus.INTRANS
-        ):
+        status = self.connection.info.transaction_status
+        if self._set_in_transaction and status != TransactionStatus.INTRANS:
             # The transaction ended; a rollback would have undone our set_config.
             self._applied = None
             self._set_in_transaction = False
+        if MENTIONS_BOUND.search(sql) or (self._bounds_stale and status == TransactionStatus.IDLE):
+            self._read_bounds()
+
+    def _read_bounds(self) -> None:
+        """Read the settings that bound waits (a SET LOCAL or a rollback may change them)."""
+        from psycopg.pq import TransactionStatus
+
+        if self.connection.broken:
+            return
+        status = self.connection.info.transaction_status
+        if status == TransactionStatus.INERROR:  # nothing runs; read again once it ends
+            self._bounds_stale = True
+            return
+        rows = self.connection.execute(READ_BOUNDS, (list(WAIT_BOUNDS),)).fetchall()
+        self._bounds = {name: int(value) for name, value in rows}
+        self._bounds_stale = status != TransactionStatus.IDLE
 
     def _on_notice(self, diagnostic: psycopg.errors.Diagnostic) -> None:
         message = diagnostic.message_primary or ""

@@ -196,6 +196,60 @@ def test_a_two_part_advisory_key_reads_as_a_pair(pglocks: Pglocks) -> None:
     assert_not_blocks(pending)
 
 
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [("42", 42), ("-1", -1), ("7, 8", (7, 8)), ("-7, 8", (-7, 8))],
+)
+def test_the_wait_carries_the_awaited_lock_with_its_advisory_key(
+    pglocks: Pglocks, args: str, key: int | tuple[int, int]
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.execute(f"SELECT pg_advisory_lock({args})")
+    wait = assert_blocks(s2.submit(f"SELECT pg_advisory_lock({args})"), on=s1)
+    assert wait.lock is not None
+    assert (wait.lock.locktype, wait.lock.mode, wait.lock.granted) == (
+        "advisory",
+        "ExclusiveLock",
+        False,
+    )
+    assert (wait.lock.session, wait.lock.pid, wait.lock.advisory_key) == ("s2", s2.pid, key)
+    s1.execute("SELECT pg_advisory_unlock_all()")
+    assert_not_blocks(s2)
+
+
+def test_the_wait_carries_the_awaited_transaction_id(pglocks: Pglocks, table: str) -> None:
+    s1, s2 = row_lock_wait(pglocks)
+    xid = s1.execute("SELECT pg_current_xact_id()::text")
+    wait = assert_blocks(s2, on=s1)
+    assert wait.lock is not None
+    assert (wait.lock.locktype, wait.lock.transactionid) == ("transactionid", xid and xid[0][0])
+    assert wait.lock.advisory_key is None
+    s1.rollback()
+    assert_not_blocks(s2)
+
+
+def test_assert_blocks_checks_blocker_relation_and_lock_at_once(
+    pglocks: Pglocks, table: str
+) -> None:
+    pglocks.execute("CREATE TABLE other (k int)")
+    s1, s2 = row_lock_wait(pglocks)
+    wait = assert_blocks(s2, on=s1, relation="t", lock="transactionid")
+    assert (wait.relation, wait.locktype) == ("t", "transactionid")
+    with pytest.raises(AssertionError) as excinfo:
+        assert_blocks(s2, on=s1, relation="other", lock="transactionid")
+    assert_message(
+        str(excinfo.value),
+        errors.WRONG_WAIT,
+        target=Glob("s2: 'UPDATE t SET v = 2 WHERE k = 1' (test_assertions.py:*)"),
+        why="waiting on relation t, not other",
+    )
+    with pytest.raises(TypeError) as type_error:
+        assert_blocks(s2, on=s1, relation=s1)  # type: ignore[arg-type]
+    assert_message(str(type_error.value), errors.BAD_RELATION, value=s1)
+    s1.rollback()
+    assert_not_blocks(s2)
+
+
 def test_a_safe_snapshot_wait_is_blocked_without_a_lock(pglocks: Pglocks, table: str) -> None:
     s1, s2 = pglocks.sessions(2)
     s1.begin(isolation="serializable")

@@ -122,7 +122,9 @@ def test_expect_deadlock_counts_a_pending_whose_result_was_never_read(
     assert survivor.result() is None
     name = deadlock.victim.name
     first_line, *detail = deadlock.report.splitlines()
-    assert first_line == f"deadlock: {name} was chosen as the victim while running {victim.sql!r}"
+    assert first_line == (
+        f"deadlock: {name} was chosen as the victim while running {victim.sql!r} ({victim.where})"
+    )
     assert any(fnmatchcase(line, f"  {name} (pid *) waits for ShareLock on *") for line in detail)
     s1.rollback()
     s2.rollback()
@@ -135,8 +137,10 @@ def test_the_deadlock_report_names_the_sessions_of_the_cycle(pglocks: Pglocks, t
         close(s2)
     waiting.result()
     lines = deadlock.report.splitlines()
-    assert lines[0] == (
+    assert fnmatchcase(
+        lines[0],
         "deadlock: s2 was chosen as the victim while running 'UPDATE t SET v = v + 1 WHERE k = 1'"
+        " (test_deadlocks.py:*)",
     )
     assert fnmatchcase(
         lines[1],
@@ -146,6 +150,7 @@ def test_the_deadlock_report_names_the_sessions_of_the_cycle(pglocks: Pglocks, t
         lines[2],
         f"  s1 (pid {s1.pid}) waits for ShareLock on transaction *; blocked by s2 (pid {s2.pid}).",
     )
+    assert fnmatchcase(lines[3], '  CONTEXT:  while updating tuple (*,1) in relation "t"')
     s1.rollback()
     s2.rollback()
 
@@ -159,6 +164,26 @@ def test_expect_deadlock_fails_when_no_deadlock_happened(pglocks: Pglocks, table
         errors.NO_DEADLOCK,
         graph="wait-for graph: no session of this test waits for another",
     )
+
+
+@pytest.mark.pglocks(timeout=60)
+def test_expect_deadlock_fails_at_once_when_the_block_ends_with_a_wait_that_cannot_end(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    with pytest.raises(AssertionError) as excinfo, expect_deadlock():
+        waiting = s2.submit("UPDATE t SET v = 2 WHERE k = 1")
+    # Without the early verdict this would have waited the whole 60 s and said NO_DEADLOCK.
+    assert_message(
+        str(excinfo.value),
+        errors.DEADLOCK_IMPOSSIBLE,
+        waits=Glob("s2: 'UPDATE t SET v = 2 WHERE k = 1' (test_deadlocks.py:*) waits for s1"),
+        graph=Glob("wait-for graph:\n  s2 waits for ShareLock on transaction * held by s1"),
+    )
+    s1.rollback()
+    waiting.result()
 
 
 def test_a_deadlock_before_the_block_does_not_count(pglocks: Pglocks, table: str) -> None:
@@ -189,21 +214,126 @@ def test_expect_deadlock_fails_when_another_session_was_the_victim(pglocks: Pglo
     )
 
 
-def test_expect_deadlock_refuses_a_victim_already_running_a_statement(
+def test_expect_deadlock_refuses_a_victim_whose_running_statement_cannot_be_chosen(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2, s3 = pglocks.sessions(3)
+    s2.execute("SELECT pg_advisory_lock(1)")
+    with expect_deadlock(victim=s3):
+        held_back = s1.submit("SELECT pg_advisory_lock(1)")  # sent with the 1h deadlock_timeout
+        s3.execute("DO $$ BEGIN RAISE deadlock_detected; END $$")
+    assert_blocks(held_back, on=s2)
+    with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s1):
+        pass
+    assert_message(
+        str(excinfo.value), errors.VICTIM_BUSY, name="s1", sql="SELECT pg_advisory_lock(1)"
+    )
+    s2.execute("SELECT pg_advisory_unlock(1)")
+    held_back.result()
+
+
+@pytest.mark.parametrize("release", ["commit", "rollback"])
+def test_the_victim_can_be_a_running_statement_that_a_release_lets_close_the_cycle(
+    pglocks: Pglocks, table: str, release: str
+) -> None:
+    s1, s2, s3 = pglocks.sessions(3)
+    for session, k in ((s1, 1), (s2, 2), (s3, 3)):
+        session.begin()
+        session.execute("UPDATE t SET v = v + 1 WHERE k = %s", (k,))
+    # s1 waits for row 3 (s3), then will want row 2 (s2); s2 waits for row 1 (s1).
+    closer = s1.submit("SELECT FROM t WHERE k = 3 FOR UPDATE; SELECT FROM t WHERE k = 2 FOR UPDATE")
+    assert_blocks(closer, on=s3)
+    other = s2.submit("UPDATE t SET v = v + 1 WHERE k = 1")
+    assert_blocks(other, on=s1)
+    with expect_deadlock(victim=s1) as deadlock:
+        getattr(s3, release)()  # lets s1 go on to row 2: its new wait closes the cycle
+    assert deadlock.victim is s1
+    assert deadlock.survivor is other
+    assert isinstance(closer.error, psycopg.errors.DeadlockDetected)
+    assert other.result() is None
+    s1.rollback()
+    s2.rollback()
+
+
+def test_the_victim_can_be_a_statement_a_gate_lets_go_on(pglocks: Pglocks, table: str) -> None:
+    pglocks.execute("CREATE TABLE u (k int); INSERT INTO u VALUES (1)")
+    gate = pglocks.gate("u", "before update")
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("UPDATE t SET v = v + 1 WHERE k = 1")
+    s2.begin()
+    s2.execute("UPDATE t SET v = v + 1 WHERE k = 2")
+    closer = s1.submit("UPDATE u SET k = 2; UPDATE t SET v = v + 1 WHERE k = 2")
+    gate.wait_reached(s1)
+    other = s2.submit("UPDATE t SET v = v + 1 WHERE k = 1")
+    assert_blocks(other, on=s1)
+    with expect_deadlock(victim=s1) as deadlock:
+        gate.open()
+    assert (deadlock.victim, deadlock.survivor) == (s1, other)
+    assert isinstance(closer.error, psycopg.errors.DeadlockDetected)
+    other.result()
+    s1.rollback()
+    s2.rollback()
+
+
+def test_one_of_accepts_either_victim_and_names_the_survivor(pglocks: Pglocks, table: str) -> None:
+    s1, s2 = pglocks.sessions(2)
+    waiting = half_cycle(s1, s2)
+    with expect_deadlock(one_of=(s1, s2)) as deadlock:
+        closing = close(s2)
+    assert deadlock.victim in (s1, s2)
+    victim, survivor = (closing, waiting) if deadlock.victim is s2 else (waiting, closing)
+    assert deadlock.survivor is survivor
+    assert isinstance(victim.error, psycopg.errors.DeadlockDetected)
+    assert survivor.result() is None
+    s1.rollback()
+    s2.rollback()
+
+
+def test_one_of_fails_when_another_session_was_the_victim(pglocks: Pglocks) -> None:
+    s1, s2, s3 = pglocks.sessions(3)
+    with pytest.raises(AssertionError) as excinfo, expect_deadlock(one_of=(s1, s2)):
+        s3.execute("DO $$ BEGIN RAISE deadlock_detected; END $$")
+    assert_message(str(excinfo.value), errors.WRONG_VICTIM, wanted="s1 or s2", got="s3")
+
+
+@pytest.mark.parametrize("one_of", ["s1", (), "one"])
+def test_one_of_takes_two_or_more_sessions(pglocks: Pglocks, one_of: object) -> None:
+    s1 = pglocks.session()
+    value = (s1,) if one_of == "one" else one_of
+    with pytest.raises(TypeError) as excinfo:
+        expect_deadlock(one_of=value)  # type: ignore[arg-type]
+    assert_message(str(excinfo.value), errors.BAD_ONE_OF, value=value)
+
+
+def test_a_lock_timeout_below_the_servers_deadlock_timeout_still_ends_in_55p03(
     pglocks: Pglocks, table: str
 ) -> None:
     s1, s2 = pglocks.sessions(2)
     waiting = half_cycle(s1, s2)
-    with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s1):
-        pass
-    assert_message(
-        str(excinfo.value),
-        errors.VICTIM_BUSY,
-        name="s1",
-        sql="UPDATE t SET v = v + 1 WHERE k = 2",
-    )
+    s2.set(lock_timeout="200ms")  # the server's deadlock_timeout is 1 s: 55P03 comes first
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        s2.execute("UPDATE t SET v = v + 1 WHERE k = 1")  # closes the cycle
     s2.rollback()
     assert waiting.result() is None
+    s1.rollback()
+
+
+def test_expect_deadlock_refuses_a_victim_whose_timeout_comes_before_any_deadlock_check(
+    pglocks: Pglocks,
+) -> None:
+    s1 = pglocks.session()
+    s1.execute("SET lock_timeout = '200ms'")
+    with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s1):
+        pass
+    assert_message(str(excinfo.value), errors.VICTIM_TIMEOUT, name="s1", bound=200, server=1000)
+
+
+def test_victim_and_one_of_do_not_go_together(pglocks: Pglocks) -> None:
+    s1, s2 = pglocks.sessions(2)
+    with pytest.raises(TypeError) as excinfo:
+        expect_deadlock(victim=s1, one_of=(s1, s2))
+    assert_message(str(excinfo.value), errors.VICTIM_AND_ONE_OF)
 
 
 def test_expect_deadlock_refuses_a_victim_that_is_not_a_session(pglocks: Pglocks) -> None:

@@ -191,6 +191,48 @@ def test_a_gate_fires_before_the_rows_foreign_key_checks(pglocks: Pglocks, table
     assert insert.result() == [(1,), (2,)]
 
 
+def test_a_deferred_gate_stops_a_commit_between_the_deferred_checks_of_two_rows(
+    pglocks: Pglocks, table: str
+) -> None:
+    pglocks.execute(
+        "CREATE TABLE links (k int NOT NULL REFERENCES t DEFERRABLE INITIALLY DEFERRED)"
+    )
+    gate = pglocks.gate("links", "after insert deferred", when="NEW.k = 2")
+    s1 = pglocks.session()
+    s1.begin()
+    s1.execute("INSERT INTO links VALUES (1), (2)")
+    assert free_rows(pglocks) == [1, 2, 3]  # deferred: no check has run yet
+    commit = s1.submit("COMMIT")
+    gate.wait_reached(s1)
+    assert free_rows(pglocks) == [2, 3]  # row 1's check ran at COMMIT, row 2's not yet
+    gate.open()
+    assert commit.result() is None
+    assert pglocks.execute("SELECT count(*) FROM links") == [(2,)]
+
+
+def test_a_gate_for_one_session_lets_the_others_through(pglocks: Pglocks, table: str) -> None:
+    s1, s2 = pglocks.sessions(2)
+    gate = pglocks.gate("t", "before update", session=s2)
+    assert_not_blocks(s1.submit("UPDATE t SET v = 1 WHERE k = 1"))
+    held = s2.submit("UPDATE t SET v = 2 WHERE k = 2")
+    assert gate.wait_reached(s2) == s2.pid
+    gate.open()
+    held.result()
+    assert pglocks.execute("SELECT v FROM t WHERE k < 3 ORDER BY k") == [(1,), (2,)]
+
+
+@pytest.mark.parametrize(
+    ("event", "kwargs"), [("before insert deferred", {}), ("after insert", {"session": 42})]
+)
+def test_bad_deferred_events_and_sessions_are_refused(
+    pglocks: Pglocks, table: str, event: str, kwargs: dict[str, object]
+) -> None:
+    with pytest.raises((PglocksError, TypeError)) as excinfo:
+        pglocks.gate("t", event, **kwargs)  # type: ignore[arg-type]
+    template = errors.GATE_BAD_SESSION if kwargs else errors.GATE_BAD_EVENT
+    assert_message(str(excinfo.value), template, table="t", event=event)
+
+
 @pytest.mark.no_deadlock
 def test_a_cascade_held_between_two_rows(pglocks: Pglocks) -> None:
     """The deleter stops inside its cascade, after unit 1 and at unit 2: a linker that links

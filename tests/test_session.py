@@ -362,6 +362,92 @@ def test_a_safe_snapshot_wait_on_an_idle_session_raises_session_blocked(
     assert assert_not_blocks(s2) == [(3,)]
 
 
+# command tags and row counts
+
+
+def test_pending_and_session_give_the_command_tag_and_row_count(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1 = pglocks.session()
+    assert (s1.status, s1.rowcount) == (None, None)
+    pending = s1.submit("UPDATE t SET v = 1 WHERE k < 3")
+    assert pending.result() is None
+    assert (pending.status, pending.rowcount) == ("UPDATE 2", 2)
+    s1.execute("INSERT INTO t VALUES (1, 0) ON CONFLICT DO NOTHING")
+    assert (s1.status, s1.rowcount) == ("INSERT 0 0", 0)
+    s1.execute("SELECT 1; SELECT k FROM t")  # the last result's
+    assert (s1.status, s1.rowcount) == ("SELECT 3", 3)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        s1.execute("INSERT INTO t VALUES (1, 0)")
+    assert (s1.status, s1.rowcount) == (None, None)
+    assert [event.detail for event in s1._context.timeline.events() if event.kind == "done"][
+        :2
+    ] == ["UPDATE 2", "INSERT 0 0"]
+
+
+# waits a timeout ends are just waits
+
+
+def test_a_wait_bounded_by_lock_timeout_ends_with_the_statements_own_error(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+    s2.set(lock_timeout="200ms")
+    with pytest.raises(psycopg.errors.LockNotAvailable) as excinfo:
+        s2.execute("SELECT * FROM t")
+    assert excinfo.value.sqlstate == "55P03"
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        s2.submit("SELECT * FROM t").result()
+    s1.rollback()
+
+
+def test_a_wait_bounded_by_statement_timeout_set_in_sql_ends_with_57014(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.execute("SET statement_timeout = '200ms'")
+    with pytest.raises(psycopg.errors.QueryCanceled) as excinfo:
+        s2.execute("UPDATE t SET v = 2 WHERE k = 1")
+    assert excinfo.value.sqlstate == "57014"
+    s2.execute("RESET statement_timeout")
+    with pytest.raises(SessionBlocked):
+        s2.execute("UPDATE t SET v = 2 WHERE k = 1")
+    s1.rollback()
+    assert_not_blocks(s2)
+
+
+def test_a_set_local_timeout_bounds_waits_only_until_its_transaction_ends(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.begin()
+    s2.execute("SET LOCAL lock_timeout = '100ms'")
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        s2.execute("UPDATE t SET v = 2 WHERE k = 1")
+    s2.rollback()  # lock_timeout is 0 again: the same wait can never end
+    with pytest.raises(SessionBlocked):
+        s2.execute("UPDATE t SET v = 2 WHERE k = 1")
+    s1.rollback()
+    assert_not_blocks(s2)
+
+
+def test_a_blocker_with_an_idle_in_transaction_timeout_ends_the_wait_by_itself(
+    pglocks: Pglocks, table: str
+) -> None:
+    s1, s2 = pglocks.sessions(2)
+    s1.set(idle_in_transaction_session_timeout="200ms")
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    # The server ends s1's session after 200 ms idle, which lets s2 go on.
+    assert s2.execute("UPDATE t SET v = 2 WHERE k = 1 RETURNING v") == [(2,)]
+
+
 def test_execute_waits_for_a_blocker_that_is_still_running(pglocks: Pglocks, table: str) -> None:
     s1, s2 = pglocks.sessions(2)
     s1.begin()

@@ -154,3 +154,29 @@ def test_a_sql_ascii_server_works_like_any_other(dsn_inner: Inner, sql_ascii_ser
     assert "s2" in record["graph"]
     assert "s1" in record["graph"]
     assert dsn_inner.leftovers() == []
+
+
+def test_roles_are_unique_per_test_under_xdist_and_dropped_after_each_test(
+    pglocks_server: Server, dsn_inner: Inner
+) -> None:
+    dsn_inner.pytester.makepyfile(
+        test_roles="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_app_role(facts, pglocks, n):
+            role = pglocks.role("app")
+            facts["role"] = role.name
+            assert pglocks.session(role=role).execute("SELECT current_user") == [(role.name,)]
+        """
+    )
+    result = dsn_inner.run(f"--pglocks-dsn={pglocks_server.dsn}", "-n", "2")
+    result.assert_outcomes(passed=4)
+    names = {record["role"] for record in dsn_inner.records().values()}
+    assert len(names) == 4  # the same label, a different role in each test
+    assert all(name.rsplit("_", 3)[1] in ("gw0", "gw1") for name in names)  # worker ids
+    with psycopg.connect(pglocks_server.dsn) as conn:
+        left = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (sorted(names),)
+        ).fetchall()
+    assert left == []

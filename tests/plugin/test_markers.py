@@ -58,7 +58,8 @@ def test_no_deadlock_fails_a_test_that_caught_a_deadlock_and_passes_the_others(
         [
             "*_ test_marked_deadlock _*",
             line_pattern(errors.DEADLOCK_SEEN),
-            "deadlock: s? was chosen as the victim while running 'UPDATE t SET v = 1 WHERE k = ?'",
+            "deadlock: s? was chosen as the victim while running 'UPDATE t SET v = 1 WHERE k = ?'"
+            " (test_caught.py:*)",
             "  s? (pid *) waits for ShareLock on transaction *; blocked by s? (pid *).",
             "  s? (pid *) waits for ShareLock on transaction *; blocked by s? (pid *).",
             "*- pglocks -*",

@@ -55,7 +55,13 @@ def test_long(pglocks):
     raise AssertionError("after 60 events")
 """
 
-COMPACT_NOTE = "(compact report: notices and virtualxid locks left out; use -v for all)"
+# The line of test_events.py whose statement got the 40P01 (no_deadlock names it).
+DEADLOCK_LINE = (IMPORTS + DEADLOCK_AND_LONG).splitlines().index(
+    '        s2.execute("UPDATE t SET v = 1 WHERE k = 1")'
+) + 1
+COMPACT_NOTE = (
+    "(compact report: notices, virtualxid and system catalog locks left out; use -v for all)"
+)
 
 
 def section(result: pytest.RunResult, test: str) -> str:
@@ -110,7 +116,7 @@ def test_a_failed_test_reports_its_timeline_locks_and_wait_for_graph(inner: Inne
             "<t> ms  s1.begin()",
             "<t> ms  # s1 done",
             "<t> ms  s1.execute('UPDATE t SET v = 1 WHERE k = 1')",
-            "<t> ms  # s1 done",
+            "<t> ms  # s1 done: UPDATE 1",
             "<t> ms  s2.submit('UPDATE t SET v = 2 WHERE k = 1')",
             "<t> ms  # s2 blocked: s2 waits for ShareLock on transaction <xid1> held by s1",
             "",
@@ -129,9 +135,9 @@ def test_a_failed_test_reports_its_timeline_locks_and_wait_for_graph(inner: Inne
             COMPACT_NOTE,
         ]
     )
-    assert section(result, "test_fails_before_any_session") == "\n".join(
-        ["timeline:", "(no statements)", "", COMPACT_NOTE]
-    )
+    # A test that failed before it used a session gets no (empty) pglocks section.
+    early = result.stdout.str().split("_ test_fails_before_any_session _", 1)[1]
+    assert "- pglocks -" not in early.split("short test summary info")[0]
     # -rP shows the sections of passed tests: a passed test has no pglocks section.
     passes = result.stdout.str().split("= PASSES =", 1)[1].split("short test summary info")[0]
     assert "output of the passed test" in passes
@@ -155,14 +161,15 @@ def test_notices_virtualxid_locks_and_old_events_show_only_in_the_verbose_report
         [
             "*_ test_deadlock _*",
             errors.DEADLOCK_SEEN.splitlines()[0],
-            "deadlock: s2 was chosen as the victim while running 'UPDATE t SET v = 1 WHERE k = 1'",
+            "deadlock: s2 was chosen as the victim while running 'UPDATE t SET v = 1 WHERE k = 1'"
+            f" (test_events.py:{DEADLOCK_LINE})",
         ]
     )
     deadlock = normalise(section(result, "test_deadlock")).splitlines()
     long = normalise(section(result, "test_long")).splitlines()
     assert "<t> ms  # s2 error 40P01: deadlock detected" in deadlock
     assert "<t> ms  s1.execute('SELECT 29')" in long
-    assert long[long.index("<t> ms  s1.execute('SELECT 29')") + 1] == "<t> ms  # s1 done: 1 row"
+    assert long[long.index("<t> ms  s1.execute('SELECT 29')") + 1] == "<t> ms  # s1 done: SELECT 1"
     wrong_blocker = normalise(section(result, "test_wrong_blocker"))
     virtualxid_rows = [
         f"{name}  <pid>  yes  ExclusiveLock  virtual transaction <vxid>" for name in ("s1", "s2")
@@ -186,6 +193,52 @@ def test_notices_virtualxid_locks_and_old_events_show_only_in_the_verbose_report
         assert long[2:27] == [line for line in long[2:27] if line.startswith("<t> ms")]
         assert long[27] == ""
         assert "<t> ms  s1.execute('SELECT 0')" not in long
+
+
+CATALOG_LOCKS = """
+def test_catalog(pglocks):
+    pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0)")
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("SELECT count(*) FROM pg_authid")
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.submit("UPDATE t SET v = 2 WHERE k = 1")
+    assert_blocks(s2, on=s1)
+    raise AssertionError("look at the locks")
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["compact", "verbose"])
+def test_system_catalog_locks_show_only_in_the_verbose_lock_table(
+    inner: Inner, verbose: bool
+) -> None:
+    inner.pytester.makepyfile(test_catalog=IMPORTS + CATALOG_LOCKS)
+    result = inner.run(*(["-v"] if verbose else []))
+    result.assert_outcomes(failed=1)
+    text = normalise(section(result, "test_catalog"))
+    assert ("s1  <pid>  yes  AccessShareLock  pg_authid" in text.splitlines()) is verbose
+    assert ("pg_authid" in text.split("\nlocks:\n")[1]) is verbose
+    assert "s2  <pid>  WAITING  ShareLock  transaction <xid1>" in text.splitlines()
+
+
+def test_an_expect_deadlock_failure_points_at_the_tests_line(inner: Inner) -> None:
+    inner.pytester.makepyfile(
+        test_expect="""
+        from pytest_pglocks import expect_deadlock
+
+        def test_no_deadlock_here(pglocks):
+            s1 = pglocks.session()
+            with expect_deadlock():
+                s1.execute("SELECT 1")
+        """
+    )
+    result = inner.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [">       with expect_deadlock():", "E * no session of this test got a deadlock*"]
+    )
+    result.stdout.fnmatch_lines(["test_expect.py:5: AssertionError"])
+    assert "contextlib" not in result.stdout.str()
 
 
 def test_a_cycle_left_open_shows_in_the_report(inner: Inner) -> None:

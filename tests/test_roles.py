@@ -1,0 +1,118 @@
+"""pglocks.role(): login roles unique to the test, sessions that connect as them."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from fix_messages import assert_message
+
+from pytest_pglocks import (
+    Pglocks,
+    PglocksError,
+    Role,
+    assert_blocks,
+    assert_not_blocks,
+    errors,
+    expect_deadlock,
+)
+
+
+def test_a_session_connects_as_a_role_named_after_the_tests_database(
+    pglocks: Pglocks, table: str
+) -> None:
+    app = pglocks.role("app")
+    assert isinstance(app, Role)
+    assert (app.label, app.name) == ("app", f"{pglocks.dbname}_app")
+    assert str(app) == f'"{pglocks.dbname}_app"'
+    session = pglocks.session("web", role=app)
+    assert session.execute(
+        "SELECT current_user, rolsuper FROM pg_roles WHERE oid = %s", (app.oid,)
+    ) == [(app.name, False)]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        session.execute("SELECT count(*) FROM t")
+    pglocks.execute(f"GRANT SELECT ON t TO {app}")
+    assert session.execute("SELECT count(*) FROM t") == [(3,)]
+
+
+def test_row_level_security_sees_the_rows_of_the_role(pglocks: Pglocks) -> None:
+    alice, bob = pglocks.role("alice"), pglocks.role("bob")
+    pglocks.execute(
+        "CREATE TABLE notes (owner name NOT NULL, body text);"
+        "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;"
+        "CREATE POLICY own ON notes USING (owner = current_user);"
+        f"GRANT SELECT ON notes TO {alice}, {bob};"
+        f"INSERT INTO notes VALUES ('{alice.name}', 'a'), ('{bob.name}', 'b')"
+    )
+    assert pglocks.session(role=alice).execute("SELECT body FROM notes") == [("a",)]
+    assert pglocks.session(role=bob).execute("SELECT body FROM notes") == [("b",)]
+
+
+def test_role_sessions_keep_the_managed_deadlock_settings(pglocks: Pglocks) -> None:
+    session = pglocks.session(role=pglocks.role("app"))
+    assert session.execute("SHOW deadlock_timeout") == [("10ms",)]
+    assert session.execute("SHOW log_lock_waits") == [("on",)]
+
+
+def test_an_advisory_lock_keyed_by_the_roles_oid(pglocks: Pglocks) -> None:
+    app = pglocks.role("app")
+    s1, s2 = pglocks.session("s1", role=app), pglocks.session("s2", role=app)
+    s1.execute("SELECT pg_advisory_lock(%s)", (app.oid,))
+    wait = assert_blocks(s2.submit("SELECT pg_advisory_lock(%s)", (app.oid,)), on=s1)
+    assert wait.lock is not None
+    assert wait.lock.advisory_key == app.oid
+    s1.execute("SELECT pg_advisory_unlock(%s)", (app.oid,))
+    assert_not_blocks(s2)
+
+
+def test_a_deadlock_between_role_sessions_with_a_chosen_victim(
+    pglocks: Pglocks, table: str
+) -> None:
+    app = pglocks.role("app")
+    pglocks.execute(f"GRANT SELECT, UPDATE ON t TO {app}")
+    s1, s2 = pglocks.session("s1", role=app), pglocks.session("s2", role=app)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.begin()
+    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
+    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
+    assert_blocks(waiting, on=s2)
+    if pglocks.server.major < 15:  # no GRANT SET ON PARAMETER: the victim cannot be chosen
+        with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s2):
+            pass
+        assert_message(str(excinfo.value), errors.VICTIM_ROLE, victim="s2", role="app")
+        s2.rollback()
+        waiting.result()
+        return
+    with expect_deadlock(victim=s2) as deadlock:
+        s2.submit("UPDATE t SET v = 1 WHERE k = 1")
+    assert deadlock.survivor is waiting
+    waiting.result()
+
+
+def test_a_superuser_role_can_be_the_victim_on_every_major(pglocks: Pglocks, table: str) -> None:
+    root = pglocks.role("root", superuser=True)
+    s1, s2 = pglocks.session("s1", role=root), pglocks.session("s2", role=root)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.begin()
+    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
+    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
+    assert_blocks(waiting, on=s2)
+    with expect_deadlock(victim=s2):
+        s2.submit("UPDATE t SET v = 1 WHERE k = 1")
+    waiting.result()
+
+
+def test_role_misuse_is_refused_with_what_to_do(pglocks: Pglocks) -> None:
+    pglocks.role("app")
+    with pytest.raises(PglocksError) as duplicate:
+        pglocks.role("app")
+    assert_message(str(duplicate.value), errors.DUPLICATE_ROLE, label="app")
+    with pytest.raises(TypeError) as not_a_role:
+        pglocks.session(role="app")  # type: ignore[arg-type]
+    assert_message(str(not_a_role.value), errors.BAD_ROLE, value="app")
+    with pytest.raises(PglocksError) as bad_options:
+        pglocks.role("other", options="SUPERDUPER")
+    assert_message(
+        str(bad_options.value), errors.BAD_ROLE_OPTIONS, label="other", options="SUPERDUPER"
+    )
