@@ -225,6 +225,12 @@ BACKEND_NEVER_BLOCKED = "assert_blocks: {target} was not seen blocked within {li
 BACKEND_STILL_ACTIVE = (
     "assert_not_blocks: {target} was still running a statement after {limit:g} s\n{graph}"
 )
+OBSERVE_AMBIGUOUS = (
+    "observe({application_name!r}): {count} backends of the test's database have that "
+    "application_name:\n{backends}\nPick one with observe(pid=...), or give each connection a "
+    "name of its own (the pytest_pglocks.contrib helpers name each checkout after its thread "
+    "or asyncio task)"
+)
 OBSERVE_DUPLICATE = (
     "observe(): the name {name!r} (pid {pid}) is already used by a session or an observed "
     "backend of this test; pass name= to tell them apart"
