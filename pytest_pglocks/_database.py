@@ -30,14 +30,14 @@ class Databases:
             self._conn = psycopg.connect(self.server.dsn, autocommit=True)
         return self._conn
 
-    def create(self) -> str:
-        """A new database cloned from the template; returns its name."""
+    def create(self, template: str | None = None) -> str:
+        """A new database cloned from ``template`` (default: the run's); returns its name."""
         import psycopg
         from psycopg import sql
 
         name = f"{self.prefix}_{next(self._counter):04d}"
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(self.server.template)
+            sql.Identifier(name), sql.Identifier(template or self.server.template)
         )
         for attempt in range(CREATE_ATTEMPTS):
             try:

@@ -9,10 +9,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from . import _schema
 from ._database import Databases
 from ._settings import Settings
 from .server import Server, _local, _shared
+
+if TYPE_CHECKING:
+    import pytest
 
 
 @dataclass
@@ -53,6 +58,12 @@ class Run:
             self._databases = Databases(server, f"pglocks_{self.run_id}_{self.worker_id or 'main'}")
         return self._databases
 
+    def template(self, server: Server, steps: list[_schema.Step], config: pytest.Config) -> str:
+        """The template holding the project's schema ``steps``, built once per run."""
+        if not steps:
+            return server.template
+        return _schema.template_for(server, steps, self.shared_dir, config)
+
     def keep(self, server: Server, dbname: str, nodeid: str) -> None:
         """Keep a failing test's database (and a local server) for --pglocks-keep."""
         if server.process is not None:
@@ -78,6 +89,9 @@ class Run:
         if self._databases is not None:
             self._databases.close()
         if self.is_owner and self.shared_dir.exists():
+            server = _shared.recorded(self.shared_dir)
+            if server is not None and server.backend == "dsn":  # it outlives the run
+                _schema.drop_templates(server, _schema.built_templates(self.shared_dir))
             _shared.release(self.shared_dir)
             shutil.rmtree(self.shared_dir, ignore_errors=True)
 

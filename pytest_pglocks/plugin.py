@@ -11,9 +11,10 @@ import pytest
 
 from . import _context, _report, _settings
 from ._context import TestContext
-from ._items import server_for, settings_for
+from ._items import server_for, settings_for, template_for
 from ._keys import CALL_FAILED_KEY, CONTEXT_KEY, HANDLE_KEY, RUN_KEY, WROTE_PROPERTY
 from ._run import Run, new_run_id
+from ._schema import SchemaSource
 from .assertions import deadlock_failure
 from .handle import Pglocks
 from .isolation._collect import SpecFile
@@ -34,6 +35,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "pglocks_specs",
         type="paths",
         help="Folders whose isolation-tester specs (NAME.spec) are collected as tests.",
+    )
+    parser.addini(
+        "pglocks_schema",
+        type="linelist",
+        help="The project's schema, built once per run into the template every test database "
+        "clones: SQL files or folders of them, python:module:function, "
+        "alembic:path/to/alembic.ini, django (one per line, relative to the ini file).",
     )
     parser.getgroup("pglocks").addoption(
         "--pglocks-update-expected",
@@ -159,13 +167,24 @@ def pglocks_server(request: pytest.FixtureRequest) -> Server:
     return server_for(request.config)
 
 
+@pytest.fixture(scope="session")
+def pglocks_schema(request: pytest.FixtureRequest) -> list[SchemaSource]:
+    """The project's schema, built once per run into the template that every test database
+    clones: the ``pglocks_schema`` ini lines; override it to give paths or callables."""
+    return list(request.config.getini("pglocks_schema"))
+
+
 @pytest.fixture
-def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[Pglocks]:
+def pglocks(
+    request: pytest.FixtureRequest, pglocks_server: Server, pglocks_schema: list[SchemaSource]
+) -> Iterator[Pglocks]:
     """A fresh database for this test, cloned from the run's template and dropped afterwards."""
+    __tracebackhide__ = True
     run = request.config.stash[RUN_KEY]
     settings = settings_for(request.node, run, pglocks_server)
+    template = template_for(request.config, run, pglocks_server, pglocks_schema)
     databases = run.databases(pglocks_server)
-    dbname = databases.create()
+    dbname = databases.create(template)
     handle = Pglocks(pglocks_server, dbname, settings, _ispytest=True)
     handle._no_deadlock = request.node.get_closest_marker("no_deadlock") is not None
     request.node.stash[HANDLE_KEY] = handle
@@ -180,3 +199,14 @@ def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[
             run.keep(pglocks_server, dbname, request.node.nodeid)
         else:
             databases.drop(dbname)
+
+
+@pytest.fixture
+def pglocks_django(request: pytest.FixtureRequest, pglocks: Pglocks) -> Iterator[Pglocks]:
+    """``pglocks``, with every Django connection of the test (any thread, ``sync_to_async``) on
+    its database, each named after its thread for ``observe()``."""
+    __tracebackhide__ = True
+    from .contrib.django import bind
+
+    with bind(pglocks, request):
+        yield pglocks
