@@ -123,6 +123,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "pglocks_django" in getattr(item, "fixturenames", ()):  # before pytest-django's fixtures
+        from .contrib.django import refuse_django_db_transaction
+
+        refuse_django_db_transaction(item)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     result = yield

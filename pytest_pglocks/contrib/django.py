@@ -23,7 +23,7 @@ from ._naming import SET_NAME, current_name
 if TYPE_CHECKING:
     from ..handle import Pglocks
 
-__all__ = ["bind", "migrate"]
+__all__ = ["bind", "migrate", "refuse_django_db_transaction"]
 
 # The settings of a database that say where it is; everything else (OPTIONS, TEST) is kept.
 LOCATION = ("NAME", "HOST", "PORT", "USER", "PASSWORD")
@@ -94,17 +94,18 @@ def _postgresql_aliases() -> list[str]:
     ]
 
 
-def _refuse_django_db_transaction(request: pytest.FixtureRequest) -> None:
+def refuse_django_db_transaction(item: pytest.Item) -> None:
     """A django_db test wrapped in a transaction cannot share its rows with other sessions."""
     __tracebackhide__ = True
-    marker = request.node.get_closest_marker("django_db")
-    transactional = "transactional_db" in request.fixturenames
+    fixtures = getattr(item, "fixturenames", ())
+    marker = item.get_closest_marker("django_db")
+    transactional = "transactional_db" in fixtures
     if marker is not None:
         transactional = transactional or bool(
             marker.kwargs.get("transaction", marker.args[0] if marker.args else False)
             or marker.kwargs.get("reset_sequences", False)
         )
-    if (marker is not None or "db" in request.fixturenames) and not transactional:
+    if (marker is not None or "db" in fixtures) and not transactional:
         pytest.fail(errors.DJANGO_DB_IN_TRANSACTION, pytrace=False)
 
 
@@ -115,7 +116,6 @@ def bind(pglocks: Pglocks, request: pytest.FixtureRequest) -> Iterator[None]:
     why = _ready()
     if why is not None:
         pytest.fail(why, pytrace=False)
-    _refuse_django_db_transaction(request)
     aliases = _postgresql_aliases()
     if not aliases:
         pytest.fail(errors.DJANGO_NO_POSTGRESQL, pytrace=False)
