@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ..handle import Pglocks
 
-__all__ = ["create_async_engine", "create_engine"]
+__all__ = ["create_async_engine", "create_engine", "name_checkouts"]
 
 MISSING = (
     "pytest_pglocks.contrib.sqlalchemy needs SQLAlchemy 2: pip install 'pytest-pglocks[sqlalchemy]'"

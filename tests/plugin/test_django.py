@@ -130,3 +130,63 @@ def test_without_django_settings_the_fixture_says_how_to_configure_them(inner: I
     result = inner.run("-p", "no:asyncio")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([line_pattern(errors.DJANGO_NOT_CONFIGURED)])
+
+
+POINT_DJANGO_DB_AT_THE_SERVER = """
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(pglocks_server):
+    # pytest-django's own test database, on the run's server.
+    from django.db import connections
+
+    params = conninfo_to_dict(pglocks_server.dsn)
+    connections.settings["default"].update(
+        HOST=params.get("host", ""), PORT=str(params.get("port", "")),
+        USER=params.get("user", ""), NAME="notes",
+    )
+"""
+
+
+def test_transactional_django_db_tests_mix_with_pglocks_django(inner: Inner) -> None:
+    make_project(inner, "DJANGO_SETTINGS_MODULE = settings\npglocks_schema = django\n")
+    inner.pytester.makeconftest(
+        inner.pytester.path.joinpath("conftest.py").read_text() + POINT_DJANGO_DB_AT_THE_SERVER
+    )
+    inner.pytester.makepyfile(
+        test_mixed="""
+        import pytest
+        from django.db import connection
+
+        from notes.models import Note
+
+
+        def database():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_database()")
+                return cursor.fetchone()[0]
+
+
+        @pytest.mark.django_db
+        def test_plain_django_db():
+            Note.objects.create(text="x")
+            assert database() == "test_notes"
+
+
+        @pytest.mark.django_db(transaction=True)
+        def test_transactional_with_pglocks(pglocks_django):
+            Note.objects.create(text="y")
+            assert database() == pglocks_django.dbname
+            assert pglocks_django.execute("SELECT text FROM notes_note") == [("y",)]
+
+
+        @pytest.mark.django_db(transaction=True)
+        def test_transactional_alone():
+            assert database() == "test_notes"
+            assert Note.objects.count() == 0
+        """
+    )
+    result = inner.run("-p", "no:asyncio")
+    result.assert_outcomes(passed=3)
