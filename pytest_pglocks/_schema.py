@@ -149,7 +149,7 @@ def built_templates(shared_dir: Path) -> list[str]:
     ]
 
 
-def _build(server: Server, name: str, steps: Sequence[Step], config: pytest.Config) -> None:
+def _build(server: Server, name: str, steps: Sequence[Step], config: pytest.Config | None) -> None:
     import psycopg
     from psycopg import sql
 
@@ -189,7 +189,7 @@ def drop_templates(server: Server, names: Sequence[str]) -> None:
             _drop(admin, name)
 
 
-def _run(step: Step, dsn: str, config: pytest.Config) -> None:
+def _run(step: Step, dsn: str, config: pytest.Config | None) -> None:
     import psycopg
 
     try:
