@@ -39,6 +39,7 @@ from .pytest_runs import (
     suite_run,
     write_tests,
 )
+from .schema import SchemaTimes, schema_setup
 from .server_start import PHASES, REPO, StartSample, cold_sample, pytest_run, resolve, settings_for
 from .server_start import start_stop as start_stop_in_process
 from .specs import CORPUS, run_specs
@@ -71,6 +72,8 @@ COUNTS = (
     ("explore-runs", 5, "(j) explorations of each scenario (default 5)"),
     ("spec-runs", 3, "(k) runs of all the isolation specs (default 3)"),
     ("unused-runs", 10, "(l) pairs of unused-plugin runs, per bytecode mode (default 10)"),
+    ("schema-runs", 10, "(m) per-test setups with a 200-table schema, each way (default 10)"),
+    ("schema-tables", 200, "(m) tables of that schema (default 200)"),
 )
 
 
@@ -236,6 +239,7 @@ class InProcess:
     explorations: dict[str, tuple[list[float], tuple[int, int]]] = field(default_factory=dict)
     specs: list[float] = field(default_factory=list)
     specs_matched: int = 0
+    schema: SchemaTimes | None = None
 
     def run(self, server: Server, args: argparse.Namespace, specs: list[Path]) -> None:
         progress(f"(g) blocked-detection latency, {args.latency_runs} runs")
@@ -251,6 +255,8 @@ class InProcess:
         if specs:
             progress(f"(k) {len(specs)} isolation specs, {args.spec_runs} runs")
             self.specs, self.specs_matched = run_specs(server, specs, args.spec_runs)
+        progress(f"(m) a {args.schema_tables}-table schema per test, {args.schema_runs} runs")
+        self.schema = schema_setup(server, args.schema_runs, args.schema_tables)
 
 
 def ratio(numerator: list[float], denominator: list[float]) -> str:
@@ -436,6 +442,17 @@ def main(argv: list[str]) -> int:
         figures.append(
             Figure(f"(k) {len(specs)} isolation specs, one database each", tuple(ip.specs))
         )
+    assert ip.schema is not None
+    figures += [
+        Figure(
+            f"(m) {args.schema_tables}-table schema: per-test database cloned from its template",
+            tuple(ip.schema.cloned),
+        ),
+        Figure(
+            "the same DDL run in every test's database", tuple(ip.schema.per_test_ddl), indent=True
+        ),
+        Figure("the template's one build (`pglocks_schema`)", (ip.schema.build,), indent=True),
+    ]
     for mode, (present, disabled) in unused.items():
         figures += [
             Figure(
@@ -537,6 +554,10 @@ def main(argv: list[str]) -> int:
             if ip.specs
             else f"(k) skipped: no isolation specs in {args.specs}."
         ),
+        f"(l) a generated schema of {args.schema_tables} tables (primary key, four columns, a "
+        "unique index, a foreign key to the previous table), built once into its template as "
+        "`pglocks_schema` does; then, alternated, a per-test database cloned from it and "
+        "dropped, and an empty one into which the same DDL runs, then dropped.",
         "Ratios of medians (they depend less on the machine than the times): "
         f"server start in pytest, pytest-postgresql / pglocks = "
         f"{ratio([r.start for r in theirs_runs], [r.start for r in ours_runs])}; "
@@ -544,7 +565,9 @@ def main(argv: list[str]) -> int:
         f"{ratio(list(per_test(ours_runs)), list(per_test(theirs_runs)))}; "
         f"deadlock test, hand-written / pglocks = {ratio(ip.handwritten, ip.deadlocks)}; "
         f"{args.suite_tests} lock tests, serial / `-n 2` = {ratio(serial, parallel)}; "
-        f"blocked detection / `SELECT 1` = {ratio(ip.latencies, ip.round_trips)}.",
+        f"blocked detection / `SELECT 1` = {ratio(ip.latencies, ip.round_trips)}; "
+        f"{args.schema_tables}-table schema, DDL per test / cloned template = "
+        f"{ratio(ip.schema.per_test_ddl, ip.schema.cloned)}.",
         f"Leak check: {leak_note}",
     ]
     table = render(

@@ -47,8 +47,11 @@ class Databases:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def create(self) -> str:
-        """A database cloned from the template, for one test; returns its name."""
+    def create(self, template: str | None = None) -> str:
+        """A database cloned from ``template`` (default: the run's, from the pool), for one
+        test; returns its name."""
+        if template is not None and template != self.server.template:
+            return self._clone_now(template)
         with self._changed:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -68,6 +71,14 @@ class Databases:
             name = self._ready.popleft()
             self._changed.notify_all()  # room in the pool: clone the next one
             return name
+
+    def _clone_now(self, template: str) -> str:
+        """A clone of another template (a project's schema): made now, on its own connection;
+        given back like any other."""
+        import psycopg
+
+        with psycopg.connect(self.server.dsn, autocommit=True) as conn:
+            return self._clone_over(conn, template)
 
     def drop(self, name: str) -> None:
         """Give back a test's database: it is dropped in the background, its backends ended."""
@@ -149,17 +160,21 @@ class Databases:
             self._conn = psycopg.connect(self.server.dsn, autocommit=True)
         return self._conn
 
-    def _clone(self) -> str:
+    def _clone(self, template: str | None = None) -> str:
+        """Clone ``template`` (default: the run's) over the pool's connection."""
+        return self._clone_over(self._connection(), template or self.server.template)
+
+    def _clone_over(self, conn: psycopg.Connection[tuple[object, ...]], template: str) -> str:
         import psycopg
         from psycopg import sql
 
         name = f"{self.prefix}_{next(self._counter):04d}"
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(self.server.template)
+            sql.Identifier(name), sql.Identifier(template)
         )
         for attempt in range(CREATE_ATTEMPTS):
             try:
-                self._connection().execute(statement)
+                conn.execute(statement)
                 return name
             except psycopg.errors.ObjectInUse:
                 # Someone (autovacuum on a DSN server) is in the template; the server itself

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from . import _settings, errors
+from . import _schema, _settings, errors
 from ._context import TestSettings
 from ._keys import RUN_KEY
 from ._run import Run
+from ._schema import SchemaSource
 from ._terminal import progress
 from .errors import ServerError
 from .server import Server
@@ -86,3 +87,16 @@ def server_for(config: pytest.Config) -> Server:
     except ServerError as exc:
         failure = str(exc)
     pytest.fail(failure, pytrace=False)  # outside the except: the message once, no chain
+
+
+def template_for(
+    config: pytest.Config, run: Run, server: Server, sources: list[SchemaSource]
+) -> str:
+    """The template of the project's schema; fails the test with the build's error message."""
+    __tracebackhide__ = True
+    root = config.inipath.parent if config.inipath else config.rootpath
+    try:
+        return run.template(server, _schema.parse(sources, root), config)
+    except _schema.SchemaError as exc:
+        failure = str(exc)
+    pytest.fail(failure, pytrace=False)

@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: a run that never asks for a server loads neither
+    import pytest
+
     from ._database import Databases
+    from ._schema import Step
     from ._settings import Settings
     from .server import Server
+
+if TYPE_CHECKING:
+    import pytest
 
 
 @dataclass
@@ -59,6 +65,14 @@ class Run:
 
             self._databases = Databases(server, f"pglocks_{self.run_id}_{self.worker_id or 'main'}")
         return self._databases
+
+    def template(self, server: Server, steps: list[Step], config: pytest.Config) -> str:
+        """The template holding the project's schema ``steps``, built once per run."""
+        if not steps:
+            return server.template
+        from . import _schema
+
+        return _schema.template_for(server, steps, self.shared_dir, config)
 
     def keep(self, server: Server, dbname: str, nodeid: str) -> None:
         """Keep a failing test's database (and a local server) for --pglocks-keep."""
@@ -105,8 +119,12 @@ class Run:
         if self._databases is not None:
             self._databases.close()
         if self.is_owner and self.shared_dir.exists():
+            from . import _schema
             from .server import _shared
 
+            server = _shared.recorded(self.shared_dir)
+            if server is not None and server.backend == "dsn":  # it outlives the run
+                _schema.drop_templates(server, _schema.built_templates(self.shared_dir))
             _shared.release(self.shared_dir)
             shutil.rmtree(self.shared_dir, ignore_errors=True)
 

@@ -281,6 +281,12 @@ BACKEND_NEVER_BLOCKED = "assert_blocks: {target} was not seen blocked within {li
 BACKEND_STILL_ACTIVE = (
     "assert_not_blocks: {target} was still running a statement after {limit:g} s\n{graph}"
 )
+OBSERVE_AMBIGUOUS = (
+    "observe({application_name!r}): {count} backends of the test's database have that "
+    "application_name:\n{backends}\nPick one with observe(pid=...), or give each connection a "
+    "name of its own (the pytest_pglocks.contrib helpers name each checkout after its thread "
+    "or asyncio task)"
+)
 OBSERVE_DUPLICATE = (
     "observe(): the name {name!r} (pid {pid}) is already used by a session or an observed "
     "backend of this test; pass name= to tell them apart"
@@ -441,4 +447,47 @@ AUTO_NO_DOCKER = (
 )
 AUTO_DOCKER_FAILED = (
     "{why} (--pglocks-backend=auto fell back to Docker, which failed too: {docker_why})"
+)
+
+# The project's schema (pglocks_schema)
+
+SCHEMA_NO_FILE = (
+    "pglocks_schema: {source!r}: {path} does not exist; give SQL files or folders of them, "
+    "python:module:function, alembic:path/to/alembic.ini or django, relative to the ini file"
+)
+SCHEMA_EMPTY_DIR = "pglocks_schema: {source!r}: the folder {path} holds no *.sql file"
+SCHEMA_BAD_CALLABLE = (
+    "pglocks_schema: python:{spec}: cannot be called ({why}); write python:package.module:function "
+    "for a function importable from the test run that takes the database's conninfo string"
+)
+SCHEMA_STEP_FAILED = (
+    "pglocks_schema: building the template failed at {step}:\n{why}\n"
+    "Fix the schema (every test of the run that needs it fails with this message)"
+)
+SCHEMA_MISSING_PACKAGE = (
+    "pglocks_schema: the {kind} step needs the {kind} package; pip install {kind} "
+    "(or pytest-pglocks[{kind}])"
+)
+
+# Django (pglocks_django, the django schema step)
+
+DJANGO_MISSING = (
+    "pglocks_django needs Django (and pytest-django to configure it): "
+    "pip install 'pytest-pglocks[django]'"
+)
+DJANGO_NOT_CONFIGURED = (
+    "pglocks_django: Django is not configured; set DJANGO_SETTINGS_MODULE (pytest-django's "
+    "ini key, --ds option or environment variable) or call settings.configure() in a conftest"
+)
+DJANGO_NO_POSTGRESQL = (
+    "pglocks_django: no database of settings.DATABASES uses the django.db.backends.postgresql "
+    "engine; the test's database is PostgreSQL, so give at least one alias that engine"
+)
+DJANGO_NO_ALIAS = "pglocks_schema: django:{alias}: settings.DATABASES has no alias {alias!r}"
+DJANGO_DB_IN_TRANSACTION = (
+    "pglocks_django cannot be combined with a non-transactional django_db test (the 'db' "
+    "fixture, or @pytest.mark.django_db without transaction=True): pytest-django runs such a "
+    "test inside one transaction of its own test database, so no other connection (sessions, "
+    "worker threads) could see its rows. Drop the django_db mark (pglocks_django gives the "
+    "test its own database already), or use @pytest.mark.django_db(transaction=True)"
 )

@@ -26,6 +26,27 @@ if TYPE_CHECKING:
 __all__ = ["Pglocks"]
 
 
+def url_of(dsn: str) -> str:
+    """A libpq conninfo string as a ``postgresql://`` URL (a socket directory in the query)."""
+    from urllib.parse import quote, urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+    user = quote(params.pop("user", ""), safe="")
+    password = params.pop("password", None)
+    host, port = params.pop("host", ""), params.pop("port", "")
+    dbname = quote(params.pop("dbname", ""), safe="")
+    if host.startswith("/"):  # a socket directory goes in the query
+        params["host"], host = host, ""
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    netloc = f"{auth}{host}{':' + port if port and host else ''}"
+    if port and not host:
+        params["port"] = port
+    query = f"?{urlencode(params)}" if params else ""
+    return f"postgresql://{netloc}/{dbname}{query}"
+
+
 class Pglocks:
     """This test's database: ``.dsn``, ``.execute()`` for setup, sessions, locks, graph."""
 
@@ -57,23 +78,7 @@ class Pglocks:
     def url(self) -> str:
         """The test's database as a ``postgresql://`` URL, for drivers and libraries that take
         no conninfo string (asyncpg, SQLAlchemy with ``postgresql+psycopg://``)."""
-        from urllib.parse import quote, urlencode
-
-        from psycopg.conninfo import conninfo_to_dict
-
-        params = {key: str(value) for key, value in conninfo_to_dict(self.dsn).items()}
-        user = quote(params.pop("user", ""), safe="")
-        password = params.pop("password", None)
-        host, port = params.pop("host", ""), params.pop("port", "")
-        dbname = quote(params.pop("dbname", ""), safe="")
-        if host.startswith("/"):  # a socket directory goes in the query
-            params["host"], host = host, ""
-        auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
-        netloc = f"{auth}{host}{':' + port if port and host else ''}"
-        if port and not host:
-            params["port"] = port
-        query = f"?{urlencode(params)}" if params else ""
-        return f"postgresql://{netloc}/{dbname}{query}"
+        return url_of(self.dsn)
 
     def __repr__(self) -> str:
         return f"<pytest_pglocks.Pglocks {self.dbname} on {self.server.describe()}>"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import errors
 from ._context import poll_gaps
 from .errors import PglocksError, WaitTimeout
+from .session import shorten
 
 if TYPE_CHECKING:
     from ._context import TestContext
@@ -31,7 +32,7 @@ __all__ = ["Observed", "ServerLog"]
 # Connections of the plugin itself, never adopted.
 OWN_APPLICATIONS = ("pglocks:", "isolation/")
 BACKENDS = """
-SELECT pid, coalesce(application_name, '')
+SELECT pid, coalesce(application_name, ''), coalesce(state, ''), coalesce(query, '')
 FROM pg_catalog.pg_stat_activity
 WHERE datname = pg_catalog.current_database() AND backend_type = 'client backend'
   AND pid <> pg_catalog.pg_backend_pid()
@@ -58,15 +59,31 @@ class Observed:
         return [row for row in self._context.locks() if row.pid == self.pid]
 
 
-def backends(context: TestContext) -> list[tuple[int, str]]:
-    """(pid, application_name) of the client backends connected to the test's database."""
-    return [(int(pid), str(name)) for pid, name in context.monitor.query(BACKENDS)]
+@dataclass(frozen=True)
+class Backend:
+    """A client backend connected to the test's database, as ``pg_stat_activity`` shows it."""
+
+    pid: int
+    application_name: str
+    state: str
+    query: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} ({self.state or 'no state'}): {shorten(self.query) or '(none)'}"
 
 
-def _foreign(context: TestContext, pid: int, application_name: str) -> bool:
+def backends(context: TestContext) -> list[Backend]:
+    """The client backends connected to the test's database, oldest first."""
+    return [
+        Backend(int(pid), str(name), str(state), str(query))
+        for pid, name, state, query in context.monitor.query(BACKENDS)
+    ]
+
+
+def _foreign(context: TestContext, backend: Backend) -> bool:
     """Not a connection of the plugin (sessions, monitor, setup, gates, specs)."""
     own = {session.pid for session in context.sessions.values()}
-    return pid not in own and not application_name.startswith(OWN_APPLICATIONS)
+    return backend.pid not in own and not backend.application_name.startswith(OWN_APPLICATIONS)
 
 
 def observe(
@@ -79,45 +96,60 @@ def observe(
     """Find the backend(s) asked for, waiting (by looking at the server) for a named one."""
     __tracebackhide__ = True
     if application_name is None and pid is None:
-        found = [
-            _adopt(context, name_ or f"pid {pid_}", pid_, name_)
-            for pid_, name_ in backends(context)
-            if _foreign(context, pid_, name_) and pid_ not in context.observed
+        return [
+            _adopt(context, backend.application_name or f"pid {backend.pid}", backend)
+            for backend in backends(context)
+            if _foreign(context, backend) and backend.pid not in context.observed
         ]
-        return found
     limit = context.settings.timeout if timeout is None else timeout
     deadline = time.monotonic() + limit
     wake = threading.Event()
     for gap in poll_gaps():
         wake.wait(gap)
-        for pid_, name_ in backends(context):
-            if (pid is None or pid_ == pid) and (
-                application_name is None or name_ == application_name
-            ):
-                if pid_ in context.observed:
-                    return context.observed[pid_]
-                return _adopt(context, name or application_name or f"pid {pid_}", pid_, name_)
+        connected = backends(context)
+        matching = [
+            backend
+            for backend in connected
+            if (backend.pid == pid if pid is not None else _foreign(context, backend))
+            and (application_name is None or backend.application_name == application_name)
+        ]
+        if len(matching) > 1:
+            raise PglocksError(
+                errors.OBSERVE_AMBIGUOUS.format(
+                    application_name=application_name,
+                    count=len(matching),
+                    backends="\n".join(f"  {backend.describe()}" for backend in matching),
+                )
+            )
+        if matching:
+            backend = matching[0]
+            if backend.pid in context.observed:
+                return context.observed[backend.pid]
+            return _adopt(context, name or application_name or f"pid {backend.pid}", backend)
         if time.monotonic() >= deadline:
             wanted = (
                 f"application_name={application_name!r}"
                 if application_name is not None
                 else f"pid={pid}"
             )
-            connected = ", ".join(f"{n or '(none)'} (pid {p})" for p, n in backends(context))
+            listed = ", ".join(
+                f"{backend.application_name or '(none)'} (pid {backend.pid})"
+                for backend in connected
+            )
             raise WaitTimeout(
                 errors.OBSERVE_TIMEOUT.format(
-                    wanted=wanted, limit=limit, connected=connected or "none"
+                    wanted=wanted, limit=limit, connected=listed or "none"
                 )
             )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _adopt(context: TestContext, name: str, pid: int, application_name: str) -> Observed:
+def _adopt(context: TestContext, name: str, backend: Backend) -> Observed:
     taken = set(context.names().values())
     if name in taken:
-        raise PglocksError(errors.OBSERVE_DUPLICATE.format(name=name, pid=pid))
-    observed = Observed(context, name, pid, application_name)
-    context.observed[pid] = observed
+        raise PglocksError(errors.OBSERVE_DUPLICATE.format(name=name, pid=backend.pid))
+    observed = Observed(context, name, backend.pid, backend.application_name)
+    context.observed[backend.pid] = observed
     return observed
 
 

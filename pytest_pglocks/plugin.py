@@ -29,6 +29,7 @@ from ._run import Run, new_run_id
 
 if TYPE_CHECKING:
     from ._context import TestContext
+    from ._schema import SchemaSource
     from .handle import Pglocks
     from .monitor import WaitGraph
     from .server import Server
@@ -50,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "pglocks_specs",
         type="paths",
         help="Folders whose isolation-tester specs (NAME.spec) are collected as tests.",
+    )
+    parser.addini(
+        "pglocks_schema",
+        type="linelist",
+        help="The project's schema, built once per run into the template every test database "
+        "clones: SQL files or folders of them, python:module:function, "
+        "alembic:path/to/alembic.ini, django (one per line, relative to the ini file).",
     )
     parser.getgroup("pglocks").addoption(
         "--pglocks-update-expected",
@@ -169,6 +177,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "pglocks_django" in getattr(item, "fixturenames", ()):  # before pytest-django's fixtures
+        from .contrib.django import refuse_django_db_transaction
+
+        refuse_django_db_transaction(item)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     result = yield
@@ -279,19 +295,29 @@ def pglocks_server(request: pytest.FixtureRequest) -> Server:
     return server_for(request.config)
 
 
+@pytest.fixture(scope="session")
+def pglocks_schema(request: pytest.FixtureRequest) -> list[SchemaSource]:
+    """The project's schema, built once per run into the template that every test database
+    clones: the ``pglocks_schema`` ini lines; override it to give paths or callables."""
+    return list(request.config.getini("pglocks_schema"))
+
+
 @pytest.fixture
-def pglocks(request: pytest.FixtureRequest, pglocks_server: Server) -> Iterator[Pglocks]:
+def pglocks(
+    request: pytest.FixtureRequest, pglocks_server: Server, pglocks_schema: list[SchemaSource]
+) -> Iterator[Pglocks]:
     """A fresh database for this test, cloned from the run's template and dropped afterwards."""
     __tracebackhide__ = True
     from . import _context
-    from ._items import settings_for
+    from ._items import settings_for, template_for
     from .handle import Pglocks
 
     run = request.config.stash[RUN_KEY]
     settings = settings_for(request.node, run, pglocks_server)
+    template = template_for(request.config, run, pglocks_server, pglocks_schema)
     databases = run.databases(pglocks_server)
     with _failing_on_outage(request.node, pglocks_server, run_teardown=False):
-        dbname = databases.create()
+        dbname = databases.create(template)
     handle = Pglocks(pglocks_server, dbname, settings, _ispytest=True)
     handle._no_deadlock = request.node.get_closest_marker("no_deadlock") is not None
     request.node.stash[HANDLE_KEY] = handle
@@ -328,3 +354,14 @@ def _failing_on_outage(item: pytest.Item, server: Server, *, run_teardown: bool)
         return
     if not (run_teardown and item.stash.get(CALL_FAILED_KEY, False)):
         raise pytest.fail.Exception(failure, pytrace=False) from None  # the message alone
+
+
+@pytest.fixture
+def pglocks_django(request: pytest.FixtureRequest, pglocks: Pglocks) -> Iterator[Pglocks]:
+    """``pglocks``, with every Django connection of the test (any thread, ``sync_to_async``) on
+    its database, each named after its thread for ``observe()``."""
+    __tracebackhide__ = True
+    from .contrib.django import bind
+
+    with bind(pglocks, request):
+        yield pglocks

@@ -131,6 +131,36 @@ def test_observe_times_out_with_what_is_connected(pglocks: Pglocks) -> None:
     )
 
 
+def test_observe_refuses_a_name_shared_by_several_backends_and_lists_them(
+    pglocks: Pglocks, apps: list[App]
+) -> None:
+    first, second = App(pglocks.dsn, "worker"), App(pglocks.dsn, "worker")
+    apps += [first, second]
+    first.send("SELECT pg_catalog.pg_sleep(0) /* first */").wait(10)
+    with pytest.raises(PglocksError) as raised:
+        pglocks.observe("worker")
+    pids = [
+        pid
+        for (pid,) in pglocks.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'worker'"
+            " ORDER BY backend_start"
+        )
+        or []
+    ]
+    assert len(pids) == 2
+    assert_message(
+        str(raised.value),
+        errors.OBSERVE_AMBIGUOUS,
+        application_name="worker",
+        count=2,
+        backends=Glob(
+            f"  pid {pids[0]} (idle): SELECT pg_catalog.pg_sleep(0) /[*] first [*]/\n"
+            f"  pid {pids[1]} (idle): *"
+        ),
+    )
+    assert pglocks.observe(pid=pids[1]).pid == pids[1]  # the way out the message names
+
+
 def test_observe_refuses_a_name_taken_by_a_session(pglocks: Pglocks, apps: list[App]) -> None:
     pglocks.session("s1")
     apps.append(App(pglocks.dsn, "s1"))
