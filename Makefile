@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PG ?=
 ARGS ?=
+REPEAT ?= 1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The benchmark's own venv: pytest-postgresql, installed there, must not load in test runs.
@@ -11,7 +12,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 PG_OPT := $(if $(PG),--pglocks-pg=$(PG))
 MAJORS := 14 15 16 17 18
 
-.PHONY: demo test matrix lint bench clean
+.PHONY: demo test matrix conformance lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,11 @@ matrix: $(STAMP)
 		echo "=== PostgreSQL $$major"; \
 		$(MAKE) --no-print-directory test PG=$$major || exit 1; \
 	done
+
+# The differential with PostgreSQL's own isolation tester on each major; writes the table of
+# docs/isolation.md (REPEAT=N runs each spec N times; MAJORS="14 18" picks majors).
+conformance: $(STAMP)
+	$(BIN)/python tests/conformance.py --repeat $(REPEAT) $(MAJORS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

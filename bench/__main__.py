@@ -39,7 +39,7 @@ from .pytest_runs import (
 )
 from .server_start import PHASES, REPO, StartSample, cold_sample, pytest_run, resolve, settings_for
 from .server_start import start_stop as start_stop_in_process
-from .specs import CORPUS, run_specs
+from .specs import CORPUS, real_tester, run_real_tester, run_specs
 
 if TYPE_CHECKING:
     from pytest_pglocks.server import Server
@@ -221,6 +221,7 @@ class InProcess:
     explorations: dict[str, tuple[list[float], tuple[int, int]]] = field(default_factory=dict)
     specs: list[float] = field(default_factory=list)
     specs_matched: int = 0
+    tester_specs: list[float] = field(default_factory=list)
 
     def run(self, server: Server, args: argparse.Namespace, specs: list[Path]) -> None:
         progress(f"(g) blocked-detection latency, {args.latency_runs} runs")
@@ -236,6 +237,10 @@ class InProcess:
         if specs:
             progress(f"(k) {len(specs)} isolation specs, {args.spec_runs} runs")
             self.specs, self.specs_matched = run_specs(server, specs, args.spec_runs)
+            tester = real_tester(server)
+            if tester is not None:
+                progress(f"(k) the same with PostgreSQL's isolationtester, {args.spec_runs} runs")
+                self.tester_specs = run_real_tester(server, tester, specs, args.spec_runs)
 
 
 def ratio(numerator: list[float], denominator: list[float]) -> str:
@@ -402,6 +407,10 @@ def main(argv: list[str]) -> int:
         figures.append(
             Figure(f"(k) {len(specs)} isolation specs, one database each", tuple(ip.specs))
         )
+    if ip.tester_specs:
+        figures.append(
+            Figure("(k) the same specs, PostgreSQL's isolationtester", tuple(ip.tester_specs))
+        )
     notes = [
         "Download excluded: the binaries are resolved (and downloaded if needed) once before "
         "any sample.",
@@ -438,6 +447,13 @@ def main(argv: list[str]) -> int:
             f"(k) each spec of {args.specs} parsed once, then run by `isolation.run_spec` on "
             f"a fresh database per spec; {ip.specs_matched} of {len(specs)} matched their "
             "expected output."
+            + (
+                " PostgreSQL's own isolationtester ran the same specs the same way (a fresh "
+                "database each, one process per spec): pglocks / isolationtester = "
+                f"{ratio(ip.specs, ip.tester_specs)} (target: at most 1.5x)."
+                if ip.tester_specs
+                else ""
+            )
             if ip.specs
             else f"(k) skipped: no isolation specs in {args.specs}."
         ),

@@ -30,12 +30,12 @@ class Databases:
             self._conn = psycopg.connect(self.server.dsn, autocommit=True)
         return self._conn
 
-    def create(self) -> str:
-        """A new database cloned from the template; returns its name."""
+    def create(self, name: str | None = None) -> str:
+        """A new database cloned from the template (named ``name``, or numbered); its name."""
         import psycopg
         from psycopg import sql
 
-        name = f"{self.prefix}_{next(self._counter):04d}"
+        name = name or f"{self.prefix}_{next(self._counter):04d}"
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(self.server.template)
         )

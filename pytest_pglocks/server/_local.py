@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import errors
@@ -88,8 +89,11 @@ def _run(argv: list[str], account: RunAs | None, cwd: Path, log: Path, what: str
         raise subprocess.CalledProcessError(result.returncode, what)
 
 
-def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, LocalProcess]:
-    """initdb and start a server; return its conninfo and processes. Stopped by the watchdog."""
+def start(
+    binaries: Binaries, owner_pid: int, run_dir: Path, extra: Mapping[str, str] | None = None
+) -> tuple[str, LocalProcess]:
+    """initdb and start a server (``extra``: more settings); return its conninfo and
+    processes. Stopped by the watchdog."""
     account = run_as()
     if account:
         _check_readable(binaries, account)
@@ -107,6 +111,7 @@ def start(binaries: Binaries, owner_pid: int, run_dir: Path) -> tuple[str, Local
         f"-c {name}={shlex.quote(value)}"
         for name, value in {
             **SERVER_SETTINGS,
+            **(extra or {}),
             "port": str(port),
             "unix_socket_directories": str(root),
         }.items()
