@@ -4,6 +4,7 @@ VENV ?= .venv
 PG ?=
 ARGS ?=
 RUNS ?= 1000
+REPEAT ?= 1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The benchmark's own venv: pytest-postgresql, installed there, must not load in test runs.
@@ -12,7 +13,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 PG_OPT := $(if $(PG),--pglocks-pg=$(PG))
 MAJORS := 14 15 16 17 18
 
-.PHONY: demo test matrix lint bench soak clean
+.PHONY: demo test matrix conformance lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ matrix: $(STAMP)
 		echo "=== PostgreSQL $$major"; \
 		$(MAKE) --no-print-directory test PG=$$major || exit 1; \
 	done
+
+# The differential with PostgreSQL's own isolation tester on each major; writes the table of
+# docs/isolation.md (REPEAT=N runs each spec N times; MAJORS="14 18" picks majors).
+conformance: $(STAMP)
+	$(BIN)/python tests/conformance.py --repeat $(REPEAT) $(MAJORS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -42,7 +42,7 @@ from .pytest_runs import (
 from .schema import SchemaTimes, schema_setup
 from .server_start import PHASES, REPO, StartSample, cold_sample, pytest_run, resolve, settings_for
 from .server_start import start_stop as start_stop_in_process
-from .specs import CORPUS, run_specs
+from .specs import CORPUS, real_tester, run_real_tester, run_specs
 
 if TYPE_CHECKING:
     from pytest_pglocks.server import Server
@@ -240,6 +240,7 @@ class InProcess:
     specs: list[float] = field(default_factory=list)
     specs_matched: int = 0
     schema: SchemaTimes | None = None
+    tester_specs: list[float] = field(default_factory=list)
 
     def run(self, server: Server, args: argparse.Namespace, specs: list[Path]) -> None:
         progress(f"(g) blocked-detection latency, {args.latency_runs} runs")
@@ -255,6 +256,10 @@ class InProcess:
         if specs:
             progress(f"(k) {len(specs)} isolation specs, {args.spec_runs} runs")
             self.specs, self.specs_matched = run_specs(server, specs, args.spec_runs)
+            tester = real_tester(server)
+            if tester is not None:
+                progress(f"(k) the same with PostgreSQL's isolationtester, {args.spec_runs} runs")
+                self.tester_specs = run_real_tester(server, tester, specs, args.spec_runs)
         progress(f"(m) a {args.schema_tables}-table schema per test, {args.schema_runs} runs")
         self.schema = schema_setup(server, args.schema_runs, args.schema_tables)
 
@@ -442,6 +447,10 @@ def main(argv: list[str]) -> int:
         figures.append(
             Figure(f"(k) {len(specs)} isolation specs, one database each", tuple(ip.specs))
         )
+    if ip.tester_specs:
+        figures.append(
+            Figure("(k) the same specs, PostgreSQL's isolationtester", tuple(ip.tester_specs))
+        )
     assert ip.schema is not None
     figures += [
         Figure(
@@ -551,6 +560,13 @@ def main(argv: list[str]) -> int:
             f"(k) each spec of {args.specs} parsed once, then run by `isolation.run_spec` on "
             f"a fresh database per spec; {ip.specs_matched} of {len(specs)} matched their "
             "expected output."
+            + (
+                " PostgreSQL's own isolationtester ran the same specs the same way (a fresh "
+                "database each, one process per spec): pglocks / isolationtester = "
+                f"{ratio(ip.specs, ip.tester_specs)} (target: at most 1.5x)."
+                if ip.tester_specs
+                else ""
+            )
             if ip.specs
             else f"(k) skipped: no isolation specs in {args.specs}."
         ),

@@ -1,7 +1,10 @@
-"""PostgreSQL's isolation specs run through ``pytest_pglocks.isolation.run_spec``, in-process."""
+"""PostgreSQL's isolation specs run through ``pytest_pglocks.isolation.run_spec``, in-process,
+and beside it by PostgreSQL's own ``isolationtester`` (from the server's install)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -11,7 +14,7 @@ from .blocking import context_for
 if TYPE_CHECKING:
     from pytest_pglocks.server import Server
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "pg-isolation"
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "pg-isolation"
 
 
 def run_specs(server: Server, specs: list[Path], runs: int) -> tuple[list[float], int]:
@@ -47,3 +50,45 @@ def run_specs(server: Server, specs: list[Path], runs: int) -> tuple[list[float]
     finally:
         databases.close()
     return timings, matched
+
+
+def real_tester(server: Server) -> Path | None:
+    """The install's ``isolationtester`` (``lib/pgxs/src/test/isolation``), if it has one."""
+    if server.backend != "local":
+        return None
+    bindir = Path(server.source.split(", ", 1)[0])
+    tester = bindir.parent / "lib" / "pgxs" / "src" / "test" / "isolation" / "isolationtester"
+    return tester if tester.is_file() else None
+
+
+def run_real_tester(server: Server, tester: Path, specs: list[Path], runs: int) -> list[float]:
+    """Seconds for PostgreSQL's own tester to run every spec, each on its own fresh database,
+    as ``run_specs`` does (one process per spec, as ``pg_isolation_regress`` starts them)."""
+    from pytest_pglocks._database import Databases
+    from pytest_pglocks.isolation._runner import regress_options
+
+    env = dict(os.environ, PGOPTIONS=regress_options(server.superuser))
+    env["LD_LIBRARY_PATH"] = str(tester.parents[4])  # its own libpq
+    databases = Databases(server, f"{server.template.removesuffix('_template')}_tester")
+    timings: list[float] = []
+    try:
+        for _ in range(runs):
+            started = perf_counter()
+            for path in specs:
+                dbname = databases.create()
+                try:
+                    with path.open("rb") as stdin:
+                        subprocess.run(
+                            [str(tester), server.conninfo(dbname)],
+                            stdin=stdin,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env=dict(env, PGAPPNAME=f"isolation/{path.stem}"),
+                            check=False,
+                        )
+                finally:
+                    databases.drop(dbname)
+            timings.append(perf_counter() - started)
+    finally:
+        databases.close()
+    return timings

@@ -47,11 +47,11 @@ class Databases:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def create(self, template: str | None = None) -> str:
+    def create(self, template: str | None = None, *, name: str | None = None) -> str:
         """A database cloned from ``template`` (default: the run's, from the pool), for one
-        test; returns its name."""
-        if template is not None and template != self.server.template:
-            return self._clone_now(template)
+        test, named ``name`` (default: numbered); returns its name."""
+        if name is not None or (template is not None and template != self.server.template):
+            return self._clone_now(template or self.server.template, name)
         with self._changed:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -72,13 +72,13 @@ class Databases:
             self._changed.notify_all()  # room in the pool: clone the next one
             return name
 
-    def _clone_now(self, template: str) -> str:
-        """A clone of another template (a project's schema): made now, on its own connection;
-        given back like any other."""
+    def _clone_now(self, template: str, name: str | None) -> str:
+        """A clone of another template (a project's schema) or of a given name: made now, on
+        its own connection; given back like any other."""
         import psycopg
 
         with psycopg.connect(self.server.dsn, autocommit=True) as conn:
-            return self._clone_over(conn, template)
+            return self._clone_over(conn, template, name)
 
     def drop(self, name: str) -> None:
         """Give back a test's database: it is dropped in the background, its backends ended."""
@@ -164,11 +164,13 @@ class Databases:
         """Clone ``template`` (default: the run's) over the pool's connection."""
         return self._clone_over(self._connection(), template or self.server.template)
 
-    def _clone_over(self, conn: psycopg.Connection[tuple[object, ...]], template: str) -> str:
+    def _clone_over(
+        self, conn: psycopg.Connection[tuple[object, ...]], template: str, name: str | None = None
+    ) -> str:
         import psycopg
         from psycopg import sql
 
-        name = f"{self.prefix}_{next(self._counter):04d}"
+        name = name or f"{self.prefix}_{next(self._counter):04d}"
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template)
         )

@@ -144,6 +144,21 @@ def parse_text(value: str, source: str) -> str:
     return value
 
 
+def parse_server_settings(value: str, source: str) -> tuple[tuple[str, str], ...]:
+    """``NAME=VALUE`` pairs separated by commas or blanks, e.g. ``max_prepared_transactions=10``."""
+    pairs = []
+    for entry in re.split(r"[,\s]+", value.strip()):
+        name, sep, setting = entry.partition("=")
+        if not entry:
+            continue
+        if not sep or not setting or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+            raise pytest.UsageError(
+                errors.BAD_SERVER_SETTING.format(entry=entry, value=value, source=source)
+            )
+        pairs.append((name, setting))
+    return tuple(pairs)
+
+
 OPTIONS = (
     Option(
         "pg",
@@ -179,6 +194,14 @@ OPTIONS = (
         "with extensions.",
         parse_text,
         metavar="IMAGE",
+    ),
+    Option(
+        "server_settings",
+        "Settings of the server pglocks starts, as NAME=VALUE separated by commas, for what "
+        "specs or tests need (e.g. max_prepared_transactions=10).",
+        parse_server_settings,
+        default=(),
+        metavar="SETTINGS",
     ),
     Option(
         "offline",
@@ -310,6 +333,7 @@ class Settings:
     bindir: Setting[Path | None]
     backend: Setting[str]
     image: Setting[str | None]
+    server_settings: Setting[tuple[tuple[str, str], ...]]
     offline: Setting[bool]
     cache_dir: Setting[Path]
     timeout: Setting[float]
@@ -349,6 +373,12 @@ class Settings:
         if settings.report_passed.value and settings.report.value is None:
             raise pytest.UsageError(
                 errors.REPORT_PASSED_ALONE.format(source=settings.report_passed.source)
+            )
+        if settings.dsn.value and settings.server_settings.value:
+            raise pytest.UsageError(
+                errors.DSN_AND_SERVER_SETTINGS.format(
+                    dsn_source=settings.dsn.source, source=settings.server_settings.source
+                )
             )
         if settings.dsn.value and settings.pg.value is not None:
             raise pytest.UsageError(

@@ -80,6 +80,14 @@ BAD_INTERVAL = (
     "min, such as 10ms"
 )
 BAD_COUNT = "{value!r} (from {source}) is not a positive whole number"
+BAD_SERVER_SETTING = (
+    "{entry!r} in {value!r} (from {source}) is not a server setting; write NAME=VALUE pairs "
+    "separated by commas, e.g. max_prepared_transactions=10,wal_level=logical"
+)
+DSN_AND_SERVER_SETTINGS = (
+    "Server settings ({source}) apply to a server pglocks starts, and a DSN ({dsn_source}) was "
+    "given; set them on that server instead (postgresql.conf or ALTER SYSTEM)"
+)
 BAD_BOOL = "{value!r} (from {source}) is not a yes/no value; use 1, true, yes, 0, false or no"
 REPORT_NOT_A_DIRECTORY = (
     "{value!r} (from {source}) is a file; --pglocks-report takes a directory for the pictures "
@@ -391,6 +399,19 @@ BAD_DIRECTIVE = (
     "separated by commas"
 )
 SPEC_NOT_FOUND = "{path}: no such spec file"
+SCHEDULE_NOT_FOUND = "{path}: no such schedule file"
+SCHEDULE_BAD_LINE = (
+    "{path}:{line}: {text!r} is not a schedule line; write 'test: NAME ...' (names of "
+    "specs/NAME.spec beside the schedule), or a '#' comment"
+)
+EXPECTED_WITH_SEVERAL = (
+    "--expected compares one spec; with several specs or --schedule each spec is compared "
+    "with its own expected/NAME.out"
+)
+DATABASE_EXISTS = (
+    "database {name!r} already exists on the server; drop it, or give another --dbname "
+    "(the spec runs in a new database of that name, dropped afterwards)"
+)
 EXPECTED_NOT_FOUND = "{path}: no such expected-output file"
 EXPECTED_NOT_UTF8 = "{path}: not UTF-8 text ({why}); expected outputs are UTF-8"
 

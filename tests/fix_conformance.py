@@ -1,7 +1,13 @@
-"""Summing up the conformance tests: matched/total on this run's server, and their time."""
+"""Summing up the conformance tests: matched/total on this run's server, and their time.
+
+With ``PGLT_CONFORMANCE_RECORD=FILE``, each differential result (``test_differential.py``) is
+appended to FILE as a JSON line, for ``tests/conformance.py`` to make the table of.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import pytest
@@ -15,6 +21,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call":
         return
     properties = dict(report.user_properties)
+    record = os.environ.get("PGLT_CONFORMANCE_RECORD")
+    if record and "differential" in properties:
+        with open(record, "a", encoding="utf-8") as file:
+            file.write(json.dumps(properties["differential"]) + "\n")
     if "conformance" in properties:
         _results.append((properties["conformance"], float(properties["conformance_seconds"])))
 

@@ -20,7 +20,7 @@ from fix_messages import Glob, assert_message
 
 from pytest_pglocks import Server, errors
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "pg-isolation"
+CORPUS = Path(__file__).resolve().parent / "pg-isolation"
 
 ONE_STEP = "session s1\nstep one { SELECT 1 AS one; }\n"
 
@@ -123,10 +123,7 @@ def dsn_cli(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Cli:
 @pytest.fixture
 def deadlock_simple() -> tuple[Path, Path]:
     """PostgreSQL's deadlock-simple spec and its expected output, from the corpus."""
-    spec, expected = CORPUS / "specs/deadlock-simple.spec", CORPUS / "expected/deadlock-simple.out"
-    if not (spec.is_file() and expected.is_file()):
-        pytest.skip(f"conformance corpus not found at {CORPUS}")
-    return spec, expected
+    return CORPUS / "specs/deadlock-simple.spec", CORPUS / "expected/deadlock-simple.out"
 
 
 def error_line(result: pytest.RunResult) -> str:
@@ -394,3 +391,85 @@ def test_a_file_that_is_not_utf8_is_refused_with_an_error_line(cli: Cli, which: 
     assert result.ret == 2
     assert result.errlines[-1].startswith(f"error: latin.{'spec' if which == 'spec' else 'out'}")
     assert not any("Traceback" in line for line in result.errlines)
+
+
+def test_several_specs_run_in_one_database_with_one_line_each_like_pg_isolation_regress(
+    cli: Cli,
+) -> None:
+    folder = cli.path / "suite"
+    (folder / "specs").mkdir(parents=True)
+    (folder / "expected").mkdir()
+    for name in ("deadlock-simple", "nowait"):
+        for part, suffix in (("specs", ".spec"), ("expected", ".out")):
+            source = CORPUS / part / f"{name}{suffix}"
+            (folder / part / source.name).write_bytes(source.read_bytes())
+    (folder / "expected" / "nowait.out").write_text("not the output\n", encoding="utf-8")
+    (folder / "schedule").write_text("# a comment\ntest: nowait\n", encoding="utf-8")
+    result = cli.run(folder / "specs" / "deadlock-simple.spec", "--schedule", folder / "schedule")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "ok     1     - deadlock-simple * ms",
+            "not ok 2     - nowait * ms",
+            "1..2",
+            "# 1 of 2 tests failed.",
+        ],
+        consecutive=True,
+    )
+    assert len(result.outlines) == 4
+    result.stderr.fnmatch_lines(["--- */expected/nowait.out", "+++ actual output"])
+    cli.assert_nothing_left()
+
+
+def test_the_whole_corpus_schedule_names_only_specs_of_the_corpus() -> None:
+    from pytest_pglocks.isolation import read_schedule
+
+    specs = read_schedule(CORPUS / "isolation_schedule")
+    assert len(specs) > 100
+    assert (CORPUS / "specs" / "deadlock-simple.spec") in specs
+
+
+def test_a_bad_schedule_line_is_refused_with_its_place(cli: Cli) -> None:
+    cli.write("schedule", "test: nowait\ntests nowait\n")
+    result = cli.run("--schedule", "schedule")
+    assert result.ret == 2
+    assert result.errlines == [
+        "error: schedule:2: 'tests nowait' is not a schedule line; write 'test: NAME ...' "
+        "(names of specs/NAME.spec beside the schedule), or a '#' comment"
+    ]
+
+
+def test_expected_with_several_specs_is_refused(
+    cli: Cli, deadlock_simple: tuple[Path, Path]
+) -> None:
+    spec, expected = deadlock_simple
+    result = cli.run(spec, spec, "--expected", expected)
+    assert result.ret == 2
+    assert result.errlines == [f"error: {errors.EXPECTED_WITH_SEVERAL}"]
+
+
+def test_the_database_name_and_pgoptions_are_the_ones_given(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = cli.write(
+        "where.spec",
+        "session s1\nstep db { SELECT current_database(); }\nstep lt { SHOW lock_timeout; }\n",
+    )
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=1234")
+    result = cli.run(spec, "--dbname", "isolation_regression")
+    assert result.ret == 0, result.errlines
+    values = [line.strip() for line in result.outlines]
+    assert "isolation_regression" in values
+    assert "1234ms" in values
+    cli.assert_nothing_left()
+
+
+def test_the_default_step_timeout_is_the_isolation_testers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_pglocks.isolation import max_step_wait
+
+    monkeypatch.delenv("PG_TEST_TIMEOUT_DEFAULT", raising=False)
+    assert max_step_wait() == 360
+    monkeypatch.setenv("PG_TEST_TIMEOUT_DEFAULT", "5")
+    assert max_step_wait() == 10

@@ -6,6 +6,7 @@ import os
 import pwd
 from pathlib import Path
 
+import psycopg
 import pytest
 from fix_installs import FakeInstall
 from fix_messages import assert_message
@@ -77,3 +78,18 @@ def test_a_server_record_survives_the_trip_between_processes() -> None:
     assert Server.from_json(server.to_json()) == server
     external = Server("host=h port=1", "16.4", "dsn", "u@h", "t")
     assert Server.from_json(external.to_json()) == external
+
+
+def test_server_settings_reach_the_server_it_starts(pglocks_server: Server, tmp_path: Path) -> None:
+    if pglocks_server.process is None:
+        pytest.skip(f"the {pglocks_server.backend} backend's server is not ours")
+    bindir = Path(pglocks_server.source.split(", ", 1)[0])
+    binaries = Binaries(bindir, pglocks_server.version, "test")
+    extra = {"max_prepared_transactions": "7"}
+    dsn, process = _local.start(binaries, os.getpid(), tmp_path / "run", extra)
+    try:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SHOW max_prepared_transactions").fetchone()
+        assert row == ("7",)
+    finally:
+        _local.stop_and_remove(process)

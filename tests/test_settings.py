@@ -195,3 +195,42 @@ def test_pictures_of_passing_tests_need_a_directory(pytester: pytest.Pytester) -
     with pytest.raises(pytest.UsageError) as excinfo:
         settings(pytester, "--pglocks-report-passed")
     assert_message(str(excinfo.value), errors.REPORT_PASSED_ALONE, source="--pglocks-report-passed")
+
+
+def test_server_settings_come_from_the_command_line_the_environment_or_the_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings(pytester).server_settings == Setting((), "default")
+    pytester.makeini("[pytest]\npglocks_server_settings = max_prepared_transactions=10\n")
+    assert settings(pytester).server_settings == Setting(
+        (("max_prepared_transactions", "10"),), "ini pglocks_server_settings"
+    )
+    monkeypatch.setenv("PGLOCKS_SERVER_SETTINGS", "wal_level=logical, max_wal_senders=4")
+    assert settings(pytester).server_settings.value == (
+        ("wal_level", "logical"),
+        ("max_wal_senders", "4"),
+    )
+
+
+@pytest.mark.parametrize("value", ["max_prepared_transactions", "=10", "a-b=1", "x="])
+def test_a_bad_server_setting_says_how_to_write_one(pytester: pytest.Pytester, value: str) -> None:
+    with pytest.raises(pytest.UsageError) as excinfo:
+        settings(pytester, f"--pglocks-server-settings={value}")
+    assert_message(
+        str(excinfo.value),
+        errors.BAD_SERVER_SETTING,
+        entry=value,
+        value=value,
+        source="--pglocks-server-settings",
+    )
+
+
+def test_server_settings_with_an_existing_server_are_refused(pytester: pytest.Pytester) -> None:
+    with pytest.raises(pytest.UsageError) as excinfo:
+        settings(pytester, "--pglocks-dsn=host=db", "--pglocks-server-settings=a=1")
+    assert_message(
+        str(excinfo.value),
+        errors.DSN_AND_SERVER_SETTINGS,
+        source="--pglocks-server-settings",
+        dsn_source="--pglocks-dsn",
+    )

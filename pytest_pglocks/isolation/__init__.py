@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from ._expected import compare, expected_files
-from ._runner import PermutationOutcome, SpecOutcome, SpecRunner, StepFact, run_spec
+from ._runner import (
+    PermutationOutcome,
+    SpecOutcome,
+    SpecRunner,
+    StepFact,
+    max_step_wait,
+    run_spec,
+)
+from ._schedule import read_schedule
 from ._spec import Spec, SpecError, parse, parse_file
 
 __all__ = [
@@ -15,7 +23,9 @@ __all__ = [
     "StepFact",
     "compare",
     "expected_files",
+    "max_step_wait",
     "parse",
     "parse_file",
+    "read_schedule",
     "run_spec",
 ]

@@ -12,6 +12,8 @@ come with it as data.
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,9 +31,17 @@ if TYPE_CHECKING:
 
     from ..session import Pending, Session
 
-__all__ = ["PermutationOutcome", "SpecOutcome", "SpecRunner", "StepFact"]
+__all__ = ["PermutationOutcome", "SpecOutcome", "SpecRunner", "StepFact", "max_step_wait"]
 
 DEADLOCK_DETECTED = "40P01"
+TESTER_QUIET = 0.010  # the isolation tester's wait on a step's socket before a blocked check
+
+
+def max_step_wait() -> float:
+    """The isolation tester's ``max_step_wait``: twice ``PG_TEST_TIMEOUT_DEFAULT`` (180 s)."""
+    value = os.environ.get("PG_TEST_TIMEOUT_DEFAULT", "")
+    seconds = int(value) if value.isdigit() and int(value) > 0 else 180
+    return 2.0 * seconds
 
 
 @dataclass
@@ -146,9 +156,9 @@ def regress_options(superuser: bool) -> str:
     }
     if superuser:  # lc_messages may only be set by a superuser
         settings["lc_messages"] = "C"
-    return " ".join(
-        f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings.items()
-    )
+    options = [f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings.items()]
+    environment = os.environ.get("PGOPTIONS", "").strip()  # libpq's, after: its settings win
+    return " ".join(options + [environment] if environment else options)
 
 
 class SpecRunner:
@@ -482,7 +492,7 @@ class SpecRunner:
         pending = active.pending
         started = time.monotonic()
         cancelled = False
-        for gap in poll_gaps():
+        for gap in self._gaps(nonblock):
             if pending._finished.wait(gap):
                 return False
             if not nonblock and self.managed:
@@ -511,6 +521,14 @@ class SpecRunner:
             if elapsed > 2 * self.step_timeout:
                 raise Fatal(f"step {active.step.name} timed out after {int(elapsed)} seconds\n")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _gaps(self, nonblock: bool) -> Iterator[float]:
+        """Pauses between two blocked checks. Spec runs follow the isolation tester: a step is
+        asked about only after ``TESTER_QUIET`` without a result (``try_complete_step``), so a
+        step that one commit releases with others is not caught in a momentary wait on them."""
+        if nonblock and not self.managed:
+            return itertools.repeat(TESTER_QUIET)
+        return poll_gaps()
 
     def _stuck(self, active: Active) -> set[int]:
         """Idle sessions the step waits for (directly or down a chain): it can never finish."""

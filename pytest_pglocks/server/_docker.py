@@ -83,7 +83,7 @@ def start(
     password = secrets.token_hex(16)
     command = ["postgres"] + [
         argument
-        for name, value in SERVER_SETTINGS.items()
+        for name, value in {**SERVER_SETTINGS, **dict(settings.server_settings.value)}.items()
         if name != "listen_addresses"
         for argument in ("-c", f"{name}={value}")
     ]

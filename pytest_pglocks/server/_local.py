@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .. import errors
@@ -96,12 +96,13 @@ def start(
     owner_pid: int,
     run_dir: Path,
     *,
+    extra: Mapping[str, str] | None = None,
     watchdog_argv: Callable[[int, Path], list[str]] | None = None,
     encoding: str | None = "UTF8",
 ) -> tuple[str, LocalProcess]:
     """initdb and start a server; return its conninfo and processes. Stopped by the watchdog
     (by default the one watching the run's owner; ``watchdog_argv(postmaster, root)`` gives
-    another's command line).
+    another's command line); ``extra``: more server settings.
 
     Only this run can connect: TCP needs a random superuser password (scram-sha-256), which
     is in the returned conninfo only, and the Unix socket lies in a directory only the
@@ -127,6 +128,7 @@ def start(
         f"-c {name}={shlex.quote(value)}"
         for name, value in {
             **SERVER_SETTINGS,
+            **(extra or {}),
             "port": str(port),
             "unix_socket_directories": str(root),
         }.items()

@@ -52,6 +52,7 @@ def key_of(settings: Settings) -> str:
         "cache_dir": str(settings.cache_dir.value),
         "offline": settings.offline.value,
         "server_settings": SERVER_SETTINGS,
+        "extra_settings": list(settings.server_settings.value),  # --pglocks-server-settings
     }
     return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 

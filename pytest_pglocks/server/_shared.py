@@ -142,7 +142,10 @@ def _start(
             raise errors.ServerError(
                 errors.AUTO_DOCKER_FAILED.format(why=exc, docker_why=docker_exc)
             ) from None
-    dsn, process = _local.start(binaries, owner_pid, run_dir, watchdog_argv=watchdog_argv)
+    extra = dict(settings.server_settings.value)
+    dsn, process = _local.start(
+        binaries, owner_pid, run_dir, extra=extra, watchdog_argv=watchdog_argv
+    )
     source = f"{binaries.bindir}, {binaries.source}"
     return Server(dsn, binaries.version, "local", source, template, process=process)
 

@@ -1,0 +1,129 @@
+"""PostgreSQL's own isolation tester and ours, on the same server, database and settings.
+
+Where the server's install has the real ``isolationtester`` (``lib/pgxs/src/test/isolation``
+beside ``bin``), each spec of the corpus runs with both, each in a fresh database cloned from
+the run's template (a tester that stops at a failed setup leaves its objects behind), and the
+outputs must be the same bytes: the tester's standard output and error together,
+as ``pg_isolation_regress`` records them, against ours. Both get the regression driver's
+settings and ``application_name`` (``PGAPPNAME=isolation/<spec>``, as pg_isolation_regress
+sets it).
+
+``PGLT_DIFFERENTIAL=all`` runs every spec of the corpus (CI does on one major, ``make
+conformance`` on each); without it, the specs in ``QUICK`` run. ``PGLT_DIFFERENTIAL_REPEAT=N``
+runs each spec N times. Each result is recorded for the conformance table
+(``fix_conformance.py``, ``tests/conformance.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pytest_pglocks import Pglocks, Server
+from pytest_pglocks.isolation import compare, expected_files, max_step_wait
+from pytest_pglocks.isolation._runner import regress_options
+
+CORPUS = Path(__file__).resolve().parent / "pg-isolation"
+ALL_SPECS = sorted((CORPUS / "specs").glob("*.spec"))
+# Specs with waiting steps, several waiters released at once, notices and a deadlock.
+QUICK = {"deadlock-simple", "insert-conflict-toast", "fk-deadlock", "skip-locked", "nowait-4"}
+SPECS = [
+    path for path in ALL_SPECS if os.environ.get("PGLT_DIFFERENTIAL") == "all" or path.stem in QUICK
+]
+REPEAT = int(os.environ.get("PGLT_DIFFERENTIAL_REPEAT", "1"))
+
+
+def real_tester(server: Server) -> Path | None:
+    """The install's ``isolationtester``, if the server is a local one that has it."""
+    if server.backend != "local":
+        return None
+    bindir = Path(server.source.split(", ", 1)[0])
+    tester = bindir.parent / "lib" / "pgxs" / "src" / "test" / "isolation" / "isolationtester"
+    return tester if tester.is_file() else None
+
+
+def run_real_tester(tester: Path, server: Server, dsn: str, spec: Path) -> str:
+    """The real tester's output, standard error included, with pg_isolation_regress's
+    environment; its own libpq first (the downloaded binaries' RUNPATH points nowhere)."""
+    env = dict(os.environ)
+    env.update(
+        PGAPPNAME=f"isolation/{spec.stem}",
+        PGOPTIONS=regress_options(server.superuser),
+        LD_LIBRARY_PATH=str(tester.parents[4]),
+    )
+    with spec.open("rb") as stdin:
+        done = subprocess.run(
+            [str(tester), dsn],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=4 * max_step_wait(),
+            check=False,
+        )
+    return done.stdout.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def tester(pglocks_server: Server) -> Path:
+    found = real_tester(pglocks_server)
+    if found is None:
+        pytest.skip(f"no isolationtester in the install of {pglocks_server.describe()}")
+    return found
+
+
+@pytest.fixture
+def tester_dsn(pglocks: Pglocks) -> Iterator[str]:
+    """A database of its own for the real tester, beside the test's, dropped afterwards."""
+    server = pglocks.server
+    dbname = f"{conninfo_to_dict(pglocks.dsn)['dbname']}_real"
+    name = sql.Identifier(dbname)
+    with psycopg.connect(server.dsn, autocommit=True) as maintenance:
+        maintenance.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, sql.Identifier(server.template))
+        )
+        try:
+            yield make_conninfo(pglocks.dsn, dbname=dbname)
+        finally:
+            maintenance.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+
+
+@pytest.mark.parametrize("repeat", range(REPEAT), ids=lambda n: f"run{n + 1}")
+@pytest.mark.parametrize("spec", SPECS, ids=[path.stem for path in SPECS])
+def test_same_output_as_the_real_tester(
+    pglocks: Pglocks,
+    tester: Path,
+    tester_dsn: str,
+    spec: Path,
+    repeat: int,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    if "isolation_regression" in spec.read_text(encoding="utf-8"):
+        pytest.skip("the spec works only in a database named isolation_regression (CLI --dbname)")
+    real = run_real_tester(tester, pglocks.server, tester_dsn, spec)
+    ours = pglocks.run_spec(spec, timeout=max_step_wait()).output
+    upstream, _ = compare(real, expected_files(spec))
+    request.node.user_properties.append(
+        (
+            "differential",
+            {
+                "spec": spec.stem,
+                "major": pglocks.server.major,
+                "version": pglocks.server.version,
+                "same": ours == real,
+                "expected": upstream.name if upstream else None,
+            },
+        )
+    )
+    assert real, "the real isolationtester printed nothing"
+    saved = tmp_path / f"{spec.stem}.real.out"  # compare() diffs against files
+    saved.write_text(real, encoding="utf-8")
+    assert ours == real, compare(ours, [saved])[1]
