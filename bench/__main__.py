@@ -42,7 +42,7 @@ from .pytest_runs import (
 from .schema import SchemaTimes, schema_setup
 from .server_start import PHASES, REPO, StartSample, cold_sample, pytest_run, resolve, settings_for
 from .server_start import start_stop as start_stop_in_process
-from .specs import CORPUS, real_tester, run_real_tester, run_specs
+from .specs import CORPUS, run_real_tester, run_specs
 
 if TYPE_CHECKING:
     from pytest_pglocks.server import Server
@@ -256,6 +256,8 @@ class InProcess:
         if specs:
             progress(f"(k) {len(specs)} isolation specs, {args.spec_runs} runs")
             self.specs, self.specs_matched = run_specs(server, specs, args.spec_runs)
+            from pytest_pglocks.isolation._reference import real_tester
+
             tester = real_tester(server)
             if tester is not None:
                 progress(f"(k) the same with PostgreSQL's isolationtester, {args.spec_runs} runs")

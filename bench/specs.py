@@ -3,7 +3,6 @@ and beside it by PostgreSQL's own ``isolationtester`` (from the server's install
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from time import perf_counter
@@ -52,23 +51,13 @@ def run_specs(server: Server, specs: list[Path], runs: int) -> tuple[list[float]
     return timings, matched
 
 
-def real_tester(server: Server) -> Path | None:
-    """The install's ``isolationtester`` (``lib/pgxs/src/test/isolation``), if it has one."""
-    if server.backend != "local":
-        return None
-    bindir = Path(server.source.split(", ", 1)[0])
-    tester = bindir.parent / "lib" / "pgxs" / "src" / "test" / "isolation" / "isolationtester"
-    return tester if tester.is_file() else None
-
-
 def run_real_tester(server: Server, tester: Path, specs: list[Path], runs: int) -> list[float]:
     """Seconds for PostgreSQL's own tester to run every spec, each on its own fresh database,
     as ``run_specs`` does (one process per spec, as ``pg_isolation_regress`` starts them)."""
     from pytest_pglocks._database import Databases
-    from pytest_pglocks.isolation._runner import regress_options
+    from pytest_pglocks.isolation._reference import environment_for
 
-    env = dict(os.environ, PGOPTIONS=regress_options(server.superuser))
-    env["LD_LIBRARY_PATH"] = str(tester.parents[4])  # its own libpq
+    env = environment_for(tester, server)
     databases = Databases(server, f"{server.template.removesuffix('_template')}_tester")
     timings: list[float] = []
     try:

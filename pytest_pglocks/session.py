@@ -329,11 +329,12 @@ class Session:
         *,
         results: bool = False,
         function: Callable[[StepConnection], Any] | None = None,
+        where: str | None = None,
     ) -> Pending:
         """Queue ``sql`` on the session's thread; ``results=True``: every result, as sent;
         ``function``: call it with the session's connection instead (its error is a result)."""
         __tracebackhide__ = True
-        where = caller_location()
+        where = caller_location() if where is None else where
         if self.busy:
             assert self._last is not None
             raise PglocksError(

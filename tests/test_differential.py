@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_pglocks import Pglocks, Server
 from pytest_pglocks.isolation import compare, expected_files, max_step_wait
-from pytest_pglocks.isolation._runner import regress_options
+from pytest_pglocks.isolation._reference import environment_for, real_tester
 
 CORPUS = Path(__file__).resolve().parent / "pg-isolation"
 ALL_SPECS = sorted((CORPUS / "specs").glob("*.spec"))
@@ -40,24 +40,10 @@ SPECS = [
 REPEAT = int(os.environ.get("PGLT_DIFFERENTIAL_REPEAT", "1"))
 
 
-def real_tester(server: Server) -> Path | None:
-    """The install's ``isolationtester``, if the server is a local one that has it."""
-    if server.backend != "local":
-        return None
-    bindir = Path(server.source.split(", ", 1)[0])
-    tester = bindir.parent / "lib" / "pgxs" / "src" / "test" / "isolation" / "isolationtester"
-    return tester if tester.is_file() else None
-
-
 def run_real_tester(tester: Path, server: Server, dsn: str, spec: Path) -> str:
     """The real tester's output, standard error included, with pg_isolation_regress's
     environment; its own libpq first (the downloaded binaries' RUNPATH points nowhere)."""
-    env = dict(os.environ)
-    env.update(
-        PGAPPNAME=f"isolation/{spec.stem}",
-        PGOPTIONS=regress_options(server.superuser),
-        LD_LIBRARY_PATH=str(tester.parents[4]),
-    )
+    env = environment_for(tester, server, PGAPPNAME=f"isolation/{spec.stem}")
     with spec.open("rb") as stdin:
         done = subprocess.run(
             [str(tester), dsn],

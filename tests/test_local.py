@@ -86,7 +86,7 @@ def test_server_settings_reach_the_server_it_starts(pglocks_server: Server, tmp_
     bindir = Path(pglocks_server.source.split(", ", 1)[0])
     binaries = Binaries(bindir, pglocks_server.version, "test")
     extra = {"max_prepared_transactions": "7"}
-    dsn, process = _local.start(binaries, os.getpid(), tmp_path / "run", extra)
+    dsn, process = _local.start(binaries, os.getpid(), tmp_path / "run", extra=extra)
     try:
         with psycopg.connect(dsn) as conn:
             row = conn.execute("SHOW max_prepared_transactions").fetchone()

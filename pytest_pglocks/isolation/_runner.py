@@ -413,7 +413,12 @@ class SpecRunner:
     def _send(self, pstep: PermutationStep, step: Step) -> Active:
         session = self._sessions[step.session]
         pending = session._send(
-            step.sql, None, f"step {step.name}", results=True, function=step.function
+            step.sql,
+            None,
+            f"step {step.name}",
+            results=True,
+            function=step.function,
+            where="",  # a spec's step: no test line sent it
         )
         active = Active(pstep, step, session, pending, StepFact(step.name, step.session))
         for blocker in pstep.blockers:

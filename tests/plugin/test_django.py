@@ -145,7 +145,7 @@ def django_db_modify_db_settings(pglocks_server):
     params = conninfo_to_dict(pglocks_server.dsn)
     connections.settings["default"].update(
         HOST=params.get("host", ""), PORT=str(params.get("port", "")),
-        USER=params.get("user", ""), NAME="notes",
+        USER=params.get("user", ""), PASSWORD=params.get("password", ""), NAME="notes",
     )
 """
 
