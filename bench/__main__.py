@@ -266,6 +266,13 @@ class InProcess:
         self.schema = schema_setup(server, args.schema_runs, args.schema_tables)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it is inside: no machine's paths in results."""
+    return (
+        str(path.resolve().relative_to(REPO)) if path.resolve().is_relative_to(REPO) else str(path)
+    )
+
+
 def ratio(numerator: list[float], denominator: list[float]) -> str:
     return f"{statistics.median(numerator) / statistics.median(denominator):.1f}x"
 
@@ -559,7 +566,8 @@ def main(argv: list[str]) -> int:
         f"scenario each run, built by {EXAMPLE.relative_to(REPO)}'s functions, without a "
         "control.",
         (
-            f"(k) each spec of {args.specs} parsed once, then run by `isolation.run_spec` on "
+            f"(k) each spec of {_shown(args.specs)} parsed once, then run by "
+            "`isolation.run_spec` on "
             f"a fresh database per spec; {ip.specs_matched} of {len(specs)} matched their "
             "expected output."
             + (

@@ -156,7 +156,7 @@ def pytest_postgresql_launcher(env: dict[str, str], home: Path, pg_ctl: Path) ->
     description = f"as {account.user} (initdb refuses root), Python {version}"
     if python != sys.executable:
         description += f" from {python} with this venv's packages ({account.user} cannot run "
-        description += f"{sys.executable})"
+        description += "the venv's own python)"  # its path would name this machine
     return Launcher([python, "-c", BOOTSTRAP, sitedir, *args], child_env, home, kwargs, description)
 
 
