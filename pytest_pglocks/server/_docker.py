@@ -160,12 +160,11 @@ def _wait_ready(wrapped: Any, image: str, host: str, password: str) -> str:
             why = f"the container is {wrapped.status}"
             break
         if port is not None:
-            dsn = (
-                f"host={host} port={port} user=postgres password={password} dbname=postgres"
-                f" connect_timeout={CONNECT_TIMEOUT}"
-            )
+            # The run's conninfo carries no connect_timeout: asyncpg would take it, in
+            # pglocks.url, for a server setting.
+            dsn = f"host={host} port={port} user=postgres password={password} dbname=postgres"
             try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
                     conn.execute("SELECT 1")
                 return dsn
             except psycopg.Error as exc:
