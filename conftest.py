@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sybil import Example, Sybil
-from sybil.parsers.markdown import CodeBlockParser, SkipParser
+from sybil.parsers.markdown import CodeBlockParser
 
 FRAGMENT = re.compile(r"<!--\s*skip:\s*next\s*-->\s*\Z")
 
@@ -19,8 +19,9 @@ FRAGMENT = re.compile(r"<!--\s*skip:\s*next\s*-->\s*\Z")
 def run_as_test_module(example: Example) -> None:
     """Run one block as ``test_<page>_<line>.py``; fail with the inner run's output."""
     __tracebackhide__ = True
-    # Sybil's skip state lives in the process that ran the marker; under xdist the block may
-    # run in another worker, so the block itself looks for the marker right before it.
+    # Not Sybil's SkipParser: its state lives in the process that ran the marker, and under
+    # xdist the block (or the next marker) may run in another worker. The block itself looks
+    # for the marker right before it.
     if FRAGMENT.search(example.document.text[: example.start]):
         pytest.skip("a fragment: marked <!-- skip: next -->")
     pytester: pytest.Pytester = example.namespace["pytester"]
@@ -29,12 +30,15 @@ def run_as_test_module(example: Example) -> None:
     page = Path(example.path).stem
     name = re.sub(r"\W", "_", f"test_{page}_{example.line}")
     pytester.makepyfile(**{name: example.parsed})
-    result = pytester.runpytest_inprocess(
+    # A process of its own: an in-process run would drop the modules it imported first
+    # (pytester restores sys.modules), and a class imported again is another class.
+    result = pytester.runpytest_subprocess(
         f"--pglocks-dsn={server.dsn}",
         "-p",
         "no:cacheprovider",
         "-o",
         "asyncio_default_fixture_loop_scope=function",  # as this project's ini has it
+        timeout=300,  # only a guard against a hang
     )
     if result.ret != 0:
         pytest.fail(
@@ -46,7 +50,7 @@ def run_as_test_module(example: Example) -> None:
 
 
 pytest_collect_file = Sybil(
-    parsers=[CodeBlockParser(language="python", evaluator=run_as_test_module), SkipParser()],
+    parsers=[CodeBlockParser(language="python", evaluator=run_as_test_module)],
     patterns=["README.md", "docs/*.md"],
     fixtures=["pytester", "pglocks_server", "monkeypatch"],
 ).pytest()
