@@ -337,8 +337,9 @@ BAD_BARRIER_COUNT = "barrier {name!r}: {call}(count={count!r}) takes a positive 
 
 GATE_BAD_EVENT = (
     "gate({table!r}, {event!r}): not a gate event; use 'before' or 'after' followed by insert, "
-    "update or delete, such as 'before delete', or 'after insert deferred' (at COMMIT, with "
-    "the deferred constraint checks; case does not matter)"
+    "update or delete, such as 'before delete', 'after insert deferred' (at COMMIT, with "
+    "the deferred constraint checks), or 'before lock' (the row locks of SELECT ... FOR UPDATE "
+    "and the like); case does not matter"
 )
 GATE_BAD_SESSION = (
     "gate({table!r}, {event!r}, session={value!r}): session= takes a Session (or an Observed "
@@ -351,6 +352,22 @@ GATE_NO_TABLE = (
 GATE_NOT_A_TABLE = (
     "gate({table!r}, {event!r}): {table!r} is a {kind}, not a table; a gate is a row trigger, "
     "so it goes on a table or a partitioned table"
+)
+ROW_GATE_SESSION = (
+    "gate({table!r}, 'before lock', session=...): a row-lock gate holds rows, which stops "
+    "every session; narrow it with when= (a condition on the table's columns) instead"
+)
+ROW_GATE_NO_ROWS = (
+    "gate({table!r}, 'before lock', when={when!r}): no row of {qualified} meets the condition "
+    "now; a row-lock gate holds existing, committed rows: insert them before the gate"
+)
+ROW_GATE_BUSY = (
+    "another transaction holds one of its rows now; close a row-lock gate before a session "
+    "locks the rows"
+)
+ROW_GATE_ONCE = (
+    "gate {name!r}.open(once=True): a row-lock gate holds all its rows in one transaction, so "
+    "it opens all at once; use one gate per row (when=) to let rows go one by one"
 )
 GATE_NOT_CREATED = "gate({table!r}, {event!r}, when={when!r}): the server refused the gate: {why}"
 GATE_TABLE_BUSY = (

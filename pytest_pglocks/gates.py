@@ -116,12 +116,11 @@ class _HasPid(Protocol):
 
 
 def describe_gate_wait(lock: LockRow) -> str | None:
-    """``"at gate <name>"`` when ``lock`` is the advisory lock of a live gate, else None."""
-    if lock.locktype != "advisory" or lock.objsubid != 2 or lock.classid is None:
-        return None
+    """``"at gate <name>"`` when ``lock`` is a wait at a live gate (its advisory lock, or the
+    transaction of a row-lock gate), else None."""
     with _live_lock:
-        gate = _live.get(lock.classid)
-    return None if gate is None else f"at gate {gate.name}"
+        gates = list(_live.values())
+    return next((f"at gate {gate.name}" for gate in gates if gate.awaits(lock)), None)
 
 
 def _reserve(gate: Gate) -> int:
@@ -187,15 +186,9 @@ class Gate:
         self._dsn = dsn
         self.table = table
         self.when = when
-        normalized = " ".join(event.lower().split())
-        match = EVENT.fullmatch(normalized)
-        if not match or (match[3] and match[1] == "before"):
-            raise PglocksError(errors.GATE_BAD_EVENT.format(table=table, event=event))
-        if session is not None and not isinstance(getattr(session, "pid", None), int):
-            raise TypeError(errors.GATE_BAD_SESSION.format(table=table, event=event, value=session))
+        self.event = self._check_event(table, event, session)
         self.session = session
-        self.event = normalized
-        self.name = f"{table} {normalized}"
+        self.name = f"{table} {self.event}"
         self._lock = threading.RLock()
         self._generation = 1
         self._armed = False
@@ -206,6 +199,21 @@ class Gate:
         except BaseException:
             _release(self.key)
             raise
+
+    @classmethod
+    def _check_event(cls, table: str, event: str, session: object) -> str:
+        """The event, normalized; PglocksError or TypeError for a bad event or session."""
+        normalized = " ".join(event.lower().split())
+        match = EVENT.fullmatch(normalized)
+        if not match or (match[3] and match[1] == "before"):
+            raise PglocksError(errors.GATE_BAD_EVENT.format(table=table, event=event))
+        if session is not None and not isinstance(getattr(session, "pid", None), int):
+            raise TypeError(errors.GATE_BAD_SESSION.format(table=table, event=event, value=session))
+        return normalized
+
+    def awaits(self, lock: LockRow) -> bool:
+        """Whether ``lock`` is a wait at this gate (its advisory lock)."""
+        return lock.locktype == "advisory" and lock.objsubid == 2 and lock.classid == self.key
 
     def __repr__(self) -> str:
         state = "removed" if self._conn is None else "closed" if self._armed else "open"

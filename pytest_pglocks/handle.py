@@ -219,10 +219,13 @@ class Pglocks:
         """A pause inside statements: rows of ``table`` reaching ``event`` (``"before delete"``,
         ``"after insert"``, ``"after insert deferred"`` at COMMIT, ...) stop there, optionally
         only where ``when`` (a trigger WHEN condition on ``OLD``/``NEW``) holds and only in
-        ``session``, until the gate is opened."""
+        ``session``, until the gate is opened. ``"before lock"``: statements stop before
+        locking a row meeting ``when`` (a condition on the columns), ``FOR UPDATE`` included."""
+        from ._row_gates import ROW_LOCK_EVENT, RowGate
         from .gates import Gate
 
-        gate = Gate(
+        kind = RowGate if " ".join(event.lower().split()) == ROW_LOCK_EVENT else Gate
+        gate = kind(
             self._context, self.dsn, table, event, when=when, session=session, _ispytest=True
         )
         self._gates.append(gate)

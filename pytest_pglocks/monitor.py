@@ -59,6 +59,12 @@ class LockRow:
 
     def target(self) -> str:
         """What is locked, in words: ``transaction 812``, ``tuple (0,1) of foo``, ..."""
+        if self.locktype in ("advisory", "transactionid"):
+            from .gates import describe_gate_wait  # here: gates import this module
+
+            gate = describe_gate_wait(self)
+            if gate is not None:
+                return gate.removeprefix("at ")
         if self.locktype == "transactionid":
             return f"transaction {self.transactionid}"
         if self.locktype == "virtualxid":
@@ -70,11 +76,6 @@ class LockRow:
         if self.locktype in ("relation", "extend"):
             return f"{'extension of ' if self.locktype == 'extend' else ''}{self.relation}"
         if self.locktype == "advisory":
-            from .gates import describe_gate_wait  # here: gates import this module
-
-            gate = describe_gate_wait(self)
-            if gate is not None:
-                return gate.removeprefix("at ")
             key = self.advisory_key
             if isinstance(key, builtins.tuple):
                 return f"advisory lock ({key[0]},{key[1]})"
