@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .isolation import SpecOutcome, StepFact
     from .monitor import LockRow, WaitGraph
     from .observe import Observed
+    from .race import Race
     from .roles import Role
     from .server import Server
     from .session import Pending, Session
@@ -60,6 +61,7 @@ _MODULES = {
     "LockRow": ".monitor",
     "WaitGraph": ".monitor",
     "Observed": ".observe",
+    "Race": ".race",
     "Role": ".roles",
     "Server": ".server",
     "Pending": ".session",
@@ -80,6 +82,7 @@ __all__ = [
     "Pglocks",
     "PglocksError",
     "PglocksWarning",
+    "Race",
     "Role",
     "Scenario",
     "Server",

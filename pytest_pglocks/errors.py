@@ -401,6 +401,24 @@ GATE_NOT_REACHED = (
     "held at the gate now: {held}. The test's backends:\n{activity}\n{graph}"
 )
 
+# Races
+
+RACE_BAD_SCRIPT = (
+    "race(): script {number} is {value!r}; a script is an SQL string or a sequence of SQL "
+    "strings, run in order by one connection"
+)
+RACE_TOO_FEW = "race(): {count} script(s) given; a race needs two scripts or more"
+RACE_BAD_LIMIT = "race(): {name}={value!r}; {name} takes a positive number"
+RACE_WRONG_SQL = (
+    "race(): script {number} is wrong SQL, not a race: {error}\nfix the script; a race counts "
+    "the errors of concurrency (40P01, 23505, 55P03, ...)"
+)
+RACE_STUCK = (
+    "race(): script {number} did not finish round {round} although every statement is bounded "
+    "by statement_timeout; the server stopped answering"
+)
+RACE_FAILED = "race(): the race stopped: {why}"
+
 # Isolation specs
 
 MISSING_EXPECTED = (

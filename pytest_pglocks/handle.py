@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .gates import Gate
     from .isolation import Spec, SpecOutcome
     from .observe import Observed
+    from .race import Race
     from .roles import Role
 
 __all__ = ["Pglocks"]
@@ -230,6 +232,24 @@ class Pglocks:
         )
         self._gates.append(gate)
         return gate
+
+    def race(
+        self,
+        *scripts: str | Sequence[str],
+        rounds: int = 1000,
+        seconds: float | None = None,
+        reset: str | None = None,
+        stop_on: str | None = None,
+    ) -> Race:
+        """Run the scripts side by side, each on its own connection, ``rounds`` times (at most
+        ``seconds``; until an outcome ``stop_on`` if given), ``reset`` before each round; how
+        their runs ended, by SQLSTATE. The last resort for races no gate can stop."""
+        __tracebackhide__ = True
+        from .race import run_race
+
+        return run_race(
+            self._context, scripts, rounds=rounds, seconds=seconds, reset=reset, stop_on=stop_on
+        )
 
     def barrier(self, name: str) -> Barrier:
         """A point application code (threads or asyncio tasks) stops at until released."""
