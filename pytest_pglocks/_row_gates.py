@@ -60,10 +60,7 @@ class RowGate(Gate):
         import psycopg
 
         conn = psycopg.connect(
-            self._dsn,
-            autocommit=True,
-            application_name="pglocks:gate",
-            options="-c client_min_messages=warning",
+            self._dsn, autocommit=True, application_name="pglocks:gate", options=self._options
         )
         try:
             self._table_oid, self._qualified = self._locate(conn, event)

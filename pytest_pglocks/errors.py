@@ -457,6 +457,10 @@ SCENARIO_STARTED = (
     "scenario: cannot add the {what} {name!r} after the scenario has run; build every session "
     "and step first (or make a new scenario)"
 )
+SCENARIO_GATE_SESSION = (
+    "scenario.gate(session={session!r}): the scenario has no session {session!r}; create it "
+    "with scenario.session({session!r}) before its gate"
+)
 SCENARIO_EMPTY = "scenario: add sessions with scenario.session(name) and steps with .step(...)"
 SCENARIO_UNKNOWN_STEP = "scenario.run(): unknown step {name!r}; the steps are {steps}"
 SCENARIO_STOPPED = "scenario: the run of {order} stopped: {reason}\n{output}"

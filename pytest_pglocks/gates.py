@@ -178,12 +178,14 @@ class Gate:
         *,
         when: str | None = None,
         session: _HasPid | None = None,
+        _options: str = "",
         _ispytest: bool = False,
     ) -> None:
         if not _ispytest:
             raise TypeError("gates are made by pglocks.gate(); request the fixture")
         self._context = context
         self._dsn = dsn
+        self._options = f"-c client_min_messages=warning {_options}".strip()
         self.table = table
         self.when = when
         self.event = self._check_event(table, event, session)
@@ -226,10 +228,7 @@ class Gate:
         import psycopg
 
         conn = psycopg.connect(
-            self._dsn,
-            autocommit=True,
-            application_name="pglocks:gate",
-            options="-c client_min_messages=warning",
+            self._dsn, autocommit=True, application_name="pglocks:gate", options=self._options
         )
         try:
             self._table_oid, self._qualified = self._locate(conn, event)
@@ -307,14 +306,12 @@ class Gate:
                 schema,
             ),
         ]
+        lock_timeout = sql.SQL("SET LOCAL lock_timeout = {}").format(
+            sql.Literal(f"{max(1, round(limit * 1000))}ms")
+        )
         try:
-            with conn.transaction():
-                conn.execute(
-                    "SELECT pg_catalog.set_config('lock_timeout', %s, true)",
-                    (f"{max(1, round(limit * 1000))}ms",),
-                )
-                for statement in statements:
-                    conn.execute(statement)
+            with conn.transaction():  # one round trip: a scenario makes its gates every run
+                conn.execute(sql.SQL("; ").join([lock_timeout, *statements]))
         except psycopg.Error as exc:
             why = exc.diag.message_primary or str(exc).strip()
             if isinstance(exc, psycopg.errors.LockNotAvailable):

@@ -17,9 +17,10 @@ from ._orders import StepRef, brute_force_count, count, orders
 from ._results import Exploration, Interleaving
 
 if TYPE_CHECKING:
+    from ..gates import Gate
     from ..server import Server
 
-__all__ = ["Scenario", "ScenarioSession"]
+__all__ = ["Scenario", "ScenarioGate", "ScenarioSession"]
 
 SCHEMA = "pglocks_scenario"
 StepBody = str | Callable[[StepConnection], Any]
@@ -44,6 +45,72 @@ class ScenarioSession:
 
     def __iter__(self) -> Iterator[str]:
         return iter(name for name, _ in self.steps)
+
+
+@dataclass
+class ScenarioGate:
+    """A gate of a scenario: closed at the start of every run, opened by its own step.
+
+    Made by ``scenario.gate(table, event, when=..., session=..., open_step=...)``. A step held
+    at it counts as waiting, as a step blocked by a lock does, so the scenario's other steps go
+    on; the step ``open_step`` (in a session of its own) lets it through.
+    """
+
+    table: str
+    event: str
+    when: str | None
+    session: str | None
+    open_step: str
+    live: Gate | None = field(default=None, repr=False)
+
+    def open(self, _connection: StepConnection) -> None:
+        """The body of the gate's step: let everything through. A held statement's deadlock
+        check ran for its wait at the gate; its next wait gets a check of its own, which the
+        runner awaits before the next step, so the victim stays the step closing a cycle."""
+        from ..session import Session
+
+        live = self.live
+        assert live is not None, "a scenario gate's step runs only within a run"
+        for pid in live.held():
+            session = live._context.session_of(pid)
+            if isinstance(session, Session) and session._last is not None:
+                session._last._checked.clear()
+        live.open()
+
+
+class _GateHooks:
+    """Around each run's steps: the scenario's gates made after its setup, removed after."""
+
+    def __init__(self, scenario: Scenario, gates: list[ScenarioGate], options: str) -> None:
+        self.scenario = scenario
+        self.gates = gates
+        self.options = options
+
+    def after_setup(self, runner: SpecRunner) -> None:
+        from ..gates import Gate
+
+        context = self.scenario._context
+        for gate in self.gates:
+            session = runner.session(gate.session) if gate.session is not None else None
+            gate.live = Gate(
+                context,
+                context.dsn,
+                gate.table,
+                gate.event,
+                when=gate.when,
+                session=session,
+                _options=self.options,
+                _ispytest=True,
+            )
+
+    def before_teardown(self) -> None:
+        for gate in self.gates:
+            live, gate.live = gate.live, None
+            if live is not None:
+                live._close()
+
+    def held(self, pid: int) -> bool:
+        return any(gate.live is not None and pid in gate.live.held() for gate in self.gates)
 
 
 class Scenario:
@@ -76,6 +143,7 @@ class Scenario:
         self._forbid_deadlocks = forbid_deadlocks
         self._runner: SpecRunner | None = None
         self._footprints: dict[str, Footprint] | None = None
+        self.gates: list[ScenarioGate] = []
 
     def __repr__(self) -> str:
         sessions = ", ".join(f"{s.name}: {' '.join(s)}" for s in self.sessions)
@@ -91,6 +159,32 @@ class Scenario:
         session = ScenarioSession(self, name, setup, teardown)
         self.sessions.append(session)
         return session
+
+    def gate(
+        self,
+        table: str,
+        event: str,
+        *,
+        when: str | None = None,
+        session: str | None = None,
+        open_step: str,
+    ) -> ScenarioGate:
+        """A gate made closed at the start of every run (after the setup), as
+        ``pglocks.gate(table, event, when=..., session=...)`` makes it, with ``session`` a
+        session of this scenario; ``open_step`` names the step that opens it, alone in a
+        session of the same name, so that exploring puts the opening at every point."""
+        if session is not None and session not in {s.name for s in self.sessions}:
+            raise PglocksError(errors.SCENARIO_GATE_SESSION.format(session=session))
+        self._claim(open_step, "step")
+        gate = ScenarioGate(table, event, when, session, open_step)
+
+        def opener(connection: StepConnection) -> None:
+            gate.open(connection)
+
+        opener.__qualname__ = f"open gate {table} {' '.join(event.lower().split())}"
+        self.sessions.append(ScenarioSession(self, open_step, steps=[(open_step, opener)]))
+        self.gates.append(gate)
+        return gate
 
     def _claim(self, name: str, what: str) -> None:
         if name in self._names:
@@ -199,6 +293,8 @@ class Scenario:
             permutation = runner.permutation(tuple(PermutationStep(name) for name in order))
         except Fatal as exc:
             output = exc.partial.output if exc.partial else ""
+            if runner.hooks is not None:
+                runner.hooks.before_teardown()
             runner.recover()  # the next run starts clean again
             raise PglocksError(
                 errors.SCENARIO_STOPPED.format(
@@ -247,6 +343,7 @@ class Scenario:
                 managed=True,
                 options=options,
                 check=self.check,
+                hooks=_GateHooks(self, self.gates, options) if self.gates else None,
             )
             self._runner.start()
         return self._runner

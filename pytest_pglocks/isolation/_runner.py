@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .._context import TestContext, poll_gaps
 from .._execute import ErrorFields, Result, execute, execute_results
@@ -161,6 +161,19 @@ def regress_options(superuser: bool) -> str:
     return " ".join(options + [environment] if environment else options)
 
 
+class RunHooks(Protocol):
+    """What a scenario adds to each permutation (its gates)."""
+
+    def after_setup(self, runner: SpecRunner) -> None:
+        """The setups ran; the steps come next."""
+
+    def before_teardown(self) -> None:
+        """The steps finished (or the permutation stopped); the teardown comes next."""
+
+    def held(self, pid: int) -> bool:
+        """Whether this backend waits where the hooks hold it: a step there is waiting."""
+
+
 class SpecRunner:
     """Runs one parsed spec against a database through a pglocks test context."""
 
@@ -175,11 +188,14 @@ class SpecRunner:
         managed: bool = False,
         options: str | None = None,
         check: str | None = None,
+        hooks: RunHooks | None = None,
     ) -> None:
         """``managed``: sessions with pglocks' short ``deadlock_timeout`` and a deterministic
         victim (the step that closes a cycle), left transactions rolled back after each
         permutation; ``options``: libpq options instead of the regression driver's;
-        ``check``: a query run on the control connection after each permutation."""
+        ``check``: a query run on the control connection after each permutation;
+        ``hooks``: called around each permutation's steps (a scenario's gates)."""
+        self.hooks = hooks
         self.spec = spec
         self.context = context
         self.superuser = superuser
@@ -311,6 +327,8 @@ class SpecRunner:
         for sql in self.spec.setup:
             self._run_control(sql, "setup failed: ", fatal=True)
         self._session_blocks("setup", fatal=True)
+        if self.hooks is not None:
+            self.hooks.after_setup(self)
         if self.managed:
             waiting = self._steps_deferring(permutation)
         else:
@@ -321,6 +339,8 @@ class SpecRunner:
         self._session_blocks("teardown", fatal=False)
         if self.managed:
             self._end_transactions()
+        if self.hooks is not None:
+            self.hooks.before_teardown()
         if self.check is not None:
             assert self._control is not None
             permutation.check = execute(self._control, self.check)
@@ -502,7 +522,7 @@ class SpecRunner:
                 return False
             if not nonblock and self.managed:
                 self._fail_if_stuck(active)
-            if nonblock and self.context.is_blocked(pending):
+            if nonblock and (self.context.is_blocked(pending) or self._held(pending)):
                 if pending.done():
                     return False
                 if not active.fact.waited:
@@ -526,6 +546,13 @@ class SpecRunner:
             if elapsed > 2 * self.step_timeout:
                 raise Fatal(f"step {active.step.name} timed out after {int(elapsed)} seconds\n")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _held(self, pending: Pending) -> bool:
+        return self.hooks is not None and self.hooks.held(pending.session.pid)
+
+    def session(self, name: str) -> Session:
+        """The pglocks session that runs the spec session ``name``."""
+        return self._sessions[name]
 
     def _gaps(self, nonblock: bool) -> Iterator[float]:
         """Pauses between two blocked checks. Spec runs follow the isolation tester: a step is
