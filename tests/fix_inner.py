@@ -63,6 +63,23 @@ def facts(request, pglocks, pglocks_server):
 '''
 
 
+# The classic two-row deadlock as an inner test module's function: a report shows its timeline.
+DEADLOCK_TEST = """@pytest.mark.no_deadlock
+def test_deadlock(pglocks):
+    pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0), (2, 0)")
+    s1, s2 = pglocks.sessions(2)
+    s1.begin()
+    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
+    s2.begin()
+    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
+    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
+    assert_blocks(waiting, on=s2)
+    with expect_deadlock(victim=s2):
+        s2.execute("UPDATE t SET v = 1 WHERE k = 1")
+    waiting.result()
+"""
+
+
 class Inner:
     """A pytester project for runs of pglocks in a subprocess; see the module docstring."""
 

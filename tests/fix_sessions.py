@@ -4,6 +4,7 @@
 ``outsider`` is a plain psycopg connection to the test's database: it can hold locks, but it is
 none of the test's sessions, so pytest-pglocks must never count it as a blocker.
 ``wait_until_waiting`` synchronises by observation: it returns once a backend waits for a lock.
+``half_cycle`` and ``close`` make the classic two-row deadlock on ``t``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_pglocks import Pglocks
+from pytest_pglocks import Pending, Pglocks, Session, assert_blocks
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -50,3 +51,22 @@ def wait_until_waiting(dsn: str, pid: int, timeout: float = 10.0) -> None:
             if row and row[0]:
                 return
             assert time.monotonic() < deadline, f"backend {pid} never waited for a lock"
+
+
+def half_cycle(first: Session, closer: Session) -> Pending:
+    """``first`` holds row 1 of ``t`` and waits for row 2, held by ``closer``; first's wait.
+
+    ``closer`` closes the cycle by updating row 1 (see ``close``).
+    """
+    first.begin()
+    first.execute("UPDATE t SET v = v + 1 WHERE k = 1")
+    closer.begin()
+    closer.execute("UPDATE t SET v = v + 1 WHERE k = 2")
+    waiting = first.submit("UPDATE t SET v = v + 1 WHERE k = 2")
+    assert_blocks(waiting, on=closer)
+    return waiting
+
+
+def close(closer: Session) -> Pending:
+    """The statement of ``closer`` that closes ``half_cycle``'s cycle."""
+    return closer.submit("UPDATE t SET v = v + 1 WHERE k = 1")

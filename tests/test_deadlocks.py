@@ -7,36 +7,17 @@ from fnmatch import fnmatchcase
 import psycopg
 import pytest
 from fix_messages import Glob, assert_message
+from fix_sessions import close, half_cycle
 
 from pytest_pglocks import (
-    Pending,
     Pglocks,
     PglocksError,
-    Session,
     assert_blocks,
     errors,
     expect_deadlock,
 )
 
 ROUNDS = 30
-
-
-def half_cycle(first: Session, closer: Session) -> Pending:
-    """``first`` holds row 1 and waits for row 2, held by ``closer``; returns first's wait.
-
-    ``closer`` closes the cycle by updating row 1 (see ``close``).
-    """
-    first.begin()
-    first.execute("UPDATE t SET v = v + 1 WHERE k = 1")
-    closer.begin()
-    closer.execute("UPDATE t SET v = v + 1 WHERE k = 2")
-    waiting = first.submit("UPDATE t SET v = v + 1 WHERE k = 2")
-    assert_blocks(waiting, on=closer)
-    return waiting
-
-
-def close(closer: Session) -> Pending:
-    return closer.submit("UPDATE t SET v = v + 1 WHERE k = 1")
 
 
 def test_sessions_run_the_deadlock_check_after_10ms_and_report_lock_waits(
@@ -140,7 +121,7 @@ def test_the_deadlock_report_names_the_sessions_of_the_cycle(pglocks: Pglocks, t
     assert fnmatchcase(
         lines[0],
         "deadlock: s2 was chosen as the victim while running 'UPDATE t SET v = v + 1 WHERE k = 1'"
-        " (test_deadlocks.py:*)",
+        " (fix_sessions.py:*)",  # the line that sent it: close() of the shared fixtures
     )
     assert fnmatchcase(
         lines[1],

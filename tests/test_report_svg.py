@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fix_sessions import close, half_cycle
 
-from pytest_pglocks import Pglocks, assert_blocks, expect_deadlock
+from pytest_pglocks import Pglocks, expect_deadlock
 from pytest_pglocks.report import _outputs
 
 FLAGS = (
@@ -78,14 +79,9 @@ def deadlock_picture(pglocks: Pglocks) -> str:
     """The picture of the README's deadlock, drawn from this test's own sessions."""
     pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0), (2, 0)")
     s1, s2 = pglocks.sessions(2)
-    s1.begin()
-    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
-    s2.begin()
-    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
-    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
-    assert_blocks(waiting, on=s2)
+    waiting = half_cycle(s1, s2)
     with expect_deadlock(victim=s2):
-        s2.execute("UPDATE t SET v = 1 WHERE k = 1")
+        close(s2)
     waiting.result()
     context = pglocks._context
     return _outputs.picture(context, context.graph(), title="deadlock", verdict="failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from fix_messages import assert_message
+from fix_sessions import close, half_cycle
 
 from pytest_pglocks import (
     Pglocks,
@@ -70,12 +71,7 @@ def test_a_deadlock_between_role_sessions_with_a_chosen_victim(
     app = pglocks.role("app")
     pglocks.execute(f"GRANT SELECT, UPDATE ON t TO {app}")
     s1, s2 = pglocks.session("s1", role=app), pglocks.session("s2", role=app)
-    s1.begin()
-    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
-    s2.begin()
-    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
-    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
-    assert_blocks(waiting, on=s2)
+    waiting = half_cycle(s1, s2)
     if pglocks.server.major < 15:  # no GRANT SET ON PARAMETER: the victim cannot be chosen
         with pytest.raises(PglocksError) as excinfo, expect_deadlock(victim=s2):
             pass
@@ -84,7 +80,7 @@ def test_a_deadlock_between_role_sessions_with_a_chosen_victim(
         waiting.result()
         return
     with expect_deadlock(victim=s2) as deadlock:
-        s2.submit("UPDATE t SET v = 1 WHERE k = 1")
+        close(s2)
     assert deadlock.survivor is waiting
     waiting.result()
 
@@ -92,14 +88,9 @@ def test_a_deadlock_between_role_sessions_with_a_chosen_victim(
 def test_a_superuser_role_can_be_the_victim_on_every_major(pglocks: Pglocks, table: str) -> None:
     root = pglocks.role("root", superuser=True)
     s1, s2 = pglocks.session("s1", role=root), pglocks.session("s2", role=root)
-    s1.begin()
-    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
-    s2.begin()
-    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
-    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
-    assert_blocks(waiting, on=s2)
+    waiting = half_cycle(s1, s2)
     with expect_deadlock(victim=s2):
-        s2.submit("UPDATE t SET v = 1 WHERE k = 1")
+        close(s2)
     waiting.result()
 
 

@@ -8,31 +8,21 @@ import xml.etree.ElementTree as ET
 from html import unescape
 
 import pytest
-from fix_inner import Inner
+from fix_inner import DEADLOCK_TEST, Inner
 
 SVG = "{http://www.w3.org/2000/svg}"
 
-SEED = """\
+SEED = (
+    """\
 import threading
 
 import pytest
 from pytest_pglocks import assert_blocks, expect_deadlock
 
 
-@pytest.mark.no_deadlock
-def test_deadlock(pglocks):
-    pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0), (2, 0)")
-    s1, s2 = pglocks.sessions(2)
-    s1.begin()
-    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
-    s2.begin()
-    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
-    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
-    assert_blocks(waiting, on=s2)
-    with expect_deadlock(victim=s2):
-        s2.execute("UPDATE t SET v = 1 WHERE k = 1")
-    waiting.result()
-
+"""
+    + DEADLOCK_TEST
+    + """
 
 def test_passes_with_a_gate_and_a_barrier(pglocks):
     pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0)")
@@ -50,6 +40,7 @@ def test_passes_with_a_gate_and_a_barrier(pglocks):
     thread.join()
     print("captured output of the passing test")
 """
+)
 
 
 def line_of(text: str, source: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from fix_inner import Inner
+from fix_inner import DEADLOCK_TEST, Inner
 
 from pytest_pglocks import errors
 
@@ -33,27 +33,18 @@ def test_fails_before_any_session(pglocks):
     raise AssertionError("no session yet")
 """
 
-DEADLOCK_AND_LONG = """
-@pytest.mark.no_deadlock
-def test_deadlock(pglocks):
-    pglocks.execute("CREATE TABLE t (k int, v int); INSERT INTO t VALUES (1, 0), (2, 0)")
-    s1, s2 = pglocks.sessions(2)
-    s1.begin()
-    s1.execute("UPDATE t SET v = 1 WHERE k = 1")
-    s2.begin()
-    s2.execute("UPDATE t SET v = 1 WHERE k = 2")
-    waiting = s1.submit("UPDATE t SET v = 1 WHERE k = 2")
-    assert_blocks(waiting, on=s2)
-    with expect_deadlock(victim=s2):
-        s2.execute("UPDATE t SET v = 1 WHERE k = 1")
-    waiting.result()
-
+DEADLOCK_AND_LONG = (
+    """
+"""
+    + DEADLOCK_TEST
+    + """
 def test_long(pglocks):
     s1 = pglocks.session()
     for n in range(30):
         s1.execute(f"SELECT {n}")
     raise AssertionError("after 60 events")
 """
+)
 
 # The line of test_events.py whose statement got the 40P01 (no_deadlock names it).
 DEADLOCK_LINE = (IMPORTS + DEADLOCK_AND_LONG).splitlines().index(
