@@ -18,35 +18,14 @@ DEFERRED`` ones nothing waits and the linker fails cleanly with 23503 at COMMIT.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import memory_store as app
 import psycopg
 import pytest
+from workers import Worker
 
 from pytest_pglocks import Pglocks, assert_blocks
-
-
-class Call:
-    """An application function running on its own thread; ``join()`` returns its error."""
-
-    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function, *args))
-        self._thread.start()
-
-    def _run(self, function: Callable[..., Any], *args: Any) -> None:
-        try:
-            function(*args)
-        except BaseException as exc:  # handed to the test by join()
-            self.error = exc
-
-    def join(self) -> BaseException | None:
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the application call did not finish"
-        return self.error
 
 
 def deadlocked(*errors: BaseException | None) -> int:
@@ -56,10 +35,10 @@ def deadlocked(*errors: BaseException | None) -> int:
 # One transaction, two link statements ---------------------------------------------------------
 
 
-def start_linker(pglocks: Pglocks) -> tuple[Call, Any]:
+def start_linker(pglocks: Pglocks) -> tuple[Worker, Any]:
     """retain_links stops before its second link's row (3 → 1) is inserted and checked."""
     gate = pglocks.gate("memory_links", "before insert", when="NEW.src_unit = 3")
-    linker = Call(app.retain_links, pglocks.dsn, [(3, 2)], [(2, 3), (3, 1)])
+    linker = Worker("retain_links", app.retain_links, pglocks.dsn, [(3, 2)], [(2, 3), (3, 1)])
     gate.wait_reached()  # link 2 → 3 is in: its FK checks key-share-locked units 2 and 3
     return linker, gate
 
@@ -68,7 +47,7 @@ def test_immediate_fks_deadlock_every_time(pglocks: Pglocks) -> None:
     app.create_schema(pglocks.dsn, deferred_fks=False)
     linker, gate = start_linker(pglocks)
     retain = pglocks.observe("retain_links")
-    deleter = Call(app.delete_chunks, pglocks.dsn, [1])
+    deleter = Worker("delete_chunks", app.delete_chunks, pglocks.dsn, [1])
     delete = pglocks.observe("delete_chunks")
     # The cascade deleted unit 1, then waits for unit 2, which the linker key-share-locked.
     assert_blocks(delete, on=retain, lock="transactionid")
@@ -81,7 +60,7 @@ def test_immediate_fks_deadlock_every_time(pglocks: Pglocks) -> None:
 def test_deferred_fks_never_deadlock(pglocks: Pglocks) -> None:
     app.create_schema(pglocks.dsn, deferred_fks=True)
     linker, gate = start_linker(pglocks)
-    deleter = Call(app.delete_chunks, pglocks.dsn, [1])
+    deleter = Worker("delete_chunks", app.delete_chunks, pglocks.dsn, [1])
     assert deleter.join() is None  # no FK lock on the units to wait for: it never waits
     gate.open()
     # The deferred checks run at COMMIT and find units 1 and 2 gone.
@@ -96,9 +75,9 @@ def test_the_linkers_open_transaction_holds_the_cascade(
     app.create_schema(pglocks.dsn, deferred_fks=False)
     before_commit = pglocks.barrier("before commit")
     monkeypatch.setattr(app, "before_commit", before_commit.wait)
-    linker = Call(app.retain_links, pglocks.dsn, [(3, 2)], [(2, 3)])
+    linker = Worker("retain_links", app.retain_links, pglocks.dsn, [(3, 2)], [(2, 3)])
     before_commit.wait_reached()  # its transaction is open, unit 2 key-share-locked
-    deleter = Call(app.delete_chunks, pglocks.dsn, [1])
+    deleter = Worker("delete_chunks", app.delete_chunks, pglocks.dsn, [1])
     assert_blocks(pglocks.observe("delete_chunks"), on=pglocks.observe("retain_links"))
     before_commit.release()
     assert linker.join() is None
@@ -109,7 +88,7 @@ def test_the_linkers_open_transaction_holds_the_cascade(
 # One statement: a multi-row INSERT against a cascading DELETE --------------------------------
 
 
-def start_batch(pglocks: Pglocks) -> tuple[Call, Any]:
+def start_batch(pglocks: Pglocks) -> tuple[Worker, Any]:
     """link_all's INSERT stops in its foreign-key checks, between its first and second row.
 
     The checks of an INSERT run after its rows are in, row by row; an ``after insert`` gate
@@ -117,7 +96,7 @@ def start_batch(pglocks: Pglocks) -> tuple[Call, Any]:
     """
     pglocks.execute("INSERT INTO memory_units VALUES (3, 2)")
     gate = pglocks.gate("memory_links", "after insert", when="NEW.src_unit = 3")
-    batch = Call(app.link_all, pglocks.dsn, [(2, 3), (3, 1)])
+    batch = Worker("link_all", app.link_all, pglocks.dsn, [(2, 3), (3, 1)])
     gate.wait_reached()  # row 2 → 3 checked: units 2 and 3 key-share-locked
     return batch, gate
 
@@ -125,7 +104,7 @@ def start_batch(pglocks: Pglocks) -> tuple[Call, Any]:
 def test_one_multi_row_insert_deadlocks_with_one_cascading_delete(pglocks: Pglocks) -> None:
     app.create_schema(pglocks.dsn, deferred_fks=False)
     batch, gate = start_batch(pglocks)
-    deleter = Call(app.delete_chunks, pglocks.dsn, [1])
+    deleter = Worker("delete_chunks", app.delete_chunks, pglocks.dsn, [1])
     assert_blocks(pglocks.observe("delete_chunks"), on=pglocks.observe("link_all"))
     gate.open()  # row 3 → 1 checks unit 1, which the waiting DELETE already deleted
     assert deadlocked(batch.join(), deleter.join()) == 1
@@ -135,7 +114,7 @@ def test_one_multi_row_insert_deadlocks_with_one_cascading_delete(pglocks: Pgloc
 def test_one_multi_row_insert_with_deferred_fks_never_deadlocks(pglocks: Pglocks) -> None:
     app.create_schema(pglocks.dsn, deferred_fks=True)
     batch, gate = start_batch(pglocks)
-    deleter = Call(app.delete_chunks, pglocks.dsn, [1])
+    deleter = Worker("delete_chunks", app.delete_chunks, pglocks.dsn, [1])
     assert deleter.join() is None  # nothing locked the units: the cascade never waits
     gate.open()
     assert isinstance(batch.join(), psycopg.errors.ForeignKeyViolation)
