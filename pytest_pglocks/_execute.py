@@ -114,7 +114,8 @@ def execute_results(
             results = conn.wait(generators.execute(conn.pgconn))
         else:
             send = partial(conn.pgconn.send_query, query)
-            results = watch.run(conn.pgconn.socket, send, generators.execute(conn.pgconn))
+            gen = generators.execute(conn.pgconn)
+            results = conn.wait(watch.watched(conn.pgconn.socket, send, gen))
     encoding = conn.info.encoding
     out = []
     for res in results:
