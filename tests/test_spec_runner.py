@@ -18,6 +18,7 @@ import pytest
 from pytest_pglocks import Pglocks
 from pytest_pglocks.isolation import SpecOutcome, StepFact, _runner
 from pytest_pglocks.isolation._runner import SpecRunner, notice_text
+from pytest_pglocks.monitor import Monitor
 
 CANCEL_SECONDS = re.compile(r"(isolationtester: canceling step \w+ after )\d+( seconds)")
 
@@ -1100,3 +1101,26 @@ def test_the_lock_monitor_is_not_among_the_backends_of_the_specs_database(
     count = pglocks.run_spec(BACKENDS_SPEC).permutations[0].output
     assert "step s3wait: SELECT pg_advisory_lock(1) AS locked; <waiting ...>" in count
     assert "backends\n--------\n       4\n(1 row)\n" in count
+
+
+def test_a_monitor_elsewhere_names_relations_by_oid_and_without_that_database_stays_here(
+    pglocks: Pglocks,
+) -> None:
+    session = pglocks.session("s")
+    session.execute("CREATE TABLE watched (k int)")
+    session.begin()
+    session.execute("LOCK TABLE watched")
+    dbname, oid = pglocks.execute("SELECT current_database(), 'watched'::regclass::oid::text")[0]
+
+    def seen_by(monitor: Monitor) -> tuple[str, set[str | None]]:
+        try:
+            database = monitor.query("SELECT current_database()")[0][0]
+            locks = monitor.snapshot({session.pid: "s"}).locks
+        finally:
+            monitor.close()
+        return database, {row.relation for row in locks if row.mode == "AccessExclusiveLock"}
+
+    assert seen_by(Monitor(pglocks.dsn, database="postgres")) == ("postgres", {oid})
+    fallback = Monitor(pglocks.dsn, database="pglocks_no_such_database")
+    assert seen_by(fallback) == (dbname, {"watched"})
+    session.rollback()
