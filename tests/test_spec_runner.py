@@ -1124,3 +1124,47 @@ def test_a_monitor_elsewhere_names_relations_by_oid_and_without_that_database_st
     fallback = Monitor(pglocks.dsn, database="pglocks_no_such_database")
     assert seen_by(fallback) == (dbname, {"watched"})
     session.rollback()
+
+
+STAR_NOTICE_SPEC = """
+session s1
+step s1sel { SELECT 1 AS one; }
+
+session s2
+step s2do { DO $$ BEGIN RAISE NOTICE 'right away'; END $$; }
+
+permutation s2do(*) s1sel
+"""
+
+
+def test_a_star_steps_notices_print_when_it_completes_even_if_they_came_before(
+    pglocks: Pglocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tester prints ``<waiting ...>`` for ``(*)`` without reading the connection; here
+    the notice has reached the session's thread before that line is due."""
+    delivered = threading.Event()
+    send = SpecRunner._send
+
+    def noted(diagnostic: Any) -> str:
+        delivered.set()
+        return notice_text(diagnostic)
+
+    def send_and_wait(runner: SpecRunner, pstep: Any, step: Any) -> Any:
+        active = send(runner, pstep, step)
+        if step.name == "s2do":
+            assert delivered.wait(30), "the notice never came"
+        return active
+
+    monkeypatch.setattr(_runner, "notice_text", noted)
+    monkeypatch.setattr(SpecRunner, "_send", send_and_wait)
+    outcome = pglocks.run_spec(STAR_NOTICE_SPEC)
+    assert outcome.output == text(
+        "Parsed test spec with 2 sessions",
+        "",
+        "starting permutation: s2do s1sel",
+        "step s2do: DO $$ BEGIN RAISE NOTICE 'right away'; END $$; <waiting ...>",
+        "step s1sel: SELECT 1 AS one;",
+        *("one", "---", "  1", "(1 row)", ""),
+        "s2: NOTICE:  right away",
+        "step s2do: <... completed>",
+    )
