@@ -58,6 +58,14 @@ class TestSettings:
     deadlock_timeout: str
     manage_deadlock_timeout: bool
     explore_limit: int = 1000
+    timeout_given: bool = True  # False: the default timeout, which specs replace by the tester's
+
+    @property
+    def spec_timeout(self) -> float:
+        """A spec step's timeout: the one given, else the isolation tester's (360 s)."""
+        from .isolation._runner import max_step_wait
+
+        return self.timeout if self.timeout_given else max_step_wait()
 
 
 class TestContext:

@@ -7,12 +7,15 @@ errors included (:func:`execute_results`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
     import psycopg.errors
     from psycopg import pq
+
+    from ._reading import InputWatch
 
 Rows = list[tuple[Any, ...]]
 
@@ -97,13 +100,22 @@ class StepConnection:
         return execute(self.connection, sql, params)
 
 
-def execute_results(conn: psycopg.Connection[tuple[Any, ...]], sql: str) -> list[Result]:
-    """Send ``sql`` with the simple query protocol; every result, errors returned, not raised."""
+def execute_results(
+    conn: psycopg.Connection[tuple[Any, ...]], sql: str, watch: InputWatch | None = None
+) -> list[Result]:
+    """Send ``sql`` with the simple query protocol; every result, errors returned, not raised.
+    ``watch``: its input is read through it (see :class:`InputWatch`)."""
     from psycopg import generators, pq
 
+    query = sql.encode(conn.info.encoding)
     with conn.lock:
-        conn.pgconn.send_query(sql.encode(conn.info.encoding))
-        results = conn.wait(generators.execute(conn.pgconn))
+        if watch is None:
+            conn.pgconn.send_query(query)
+            results = conn.wait(generators.execute(conn.pgconn))
+        else:
+            send = partial(conn.pgconn.send_query, query)
+            gen = generators.execute(conn.pgconn)
+            results = conn.wait(watch.watched(conn.pgconn.socket, send, gen))
     encoding = conn.info.encoding
     out = []
     for res in results:

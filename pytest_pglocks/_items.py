@@ -47,6 +47,7 @@ def settings_for(node: pytest.Item, run: Run, server: Server) -> TestSettings:
     __tracebackhide__ = True
     settings = run.settings
     timeout, deadlock_timeout = settings.timeout.value, settings.deadlock_timeout.value
+    timeout_given = settings.timeout.source != "default"
     marker = node.get_closest_marker("pglocks")
     failure: str | None = None
     if marker is not None:
@@ -55,6 +56,7 @@ def settings_for(node: pytest.Item, run: Run, server: Server) -> TestSettings:
             args = _marker_arguments(marker)
             if args["timeout"] is not None:
                 timeout = _settings.parse_seconds(str(args["timeout"]), f"{source}(timeout=)")
+                timeout_given = True
             if args["deadlock_timeout"] is not None:
                 deadlock_timeout = _settings.parse_interval(
                     str(args["deadlock_timeout"]), f"{source}(deadlock_timeout=)"
@@ -76,6 +78,7 @@ def settings_for(node: pytest.Item, run: Run, server: Server) -> TestSettings:
         deadlock_timeout=deadlock_timeout,
         manage_deadlock_timeout=server.superuser,
         explore_limit=settings.explore_limit.value,
+        timeout_given=timeout_given,
     )
 
 

@@ -155,7 +155,9 @@ class Pglocks:
 
         ``spec`` is a file (a ``Path``), the spec's text (a ``str``) or a parsed ``Spec``. The
         outcome has the isolation tester's ``output`` and, per permutation, the facts: which
-        steps waited for whom and which failed. ``no_deadlock`` covers its sessions.
+        steps waited for whom and which failed. ``no_deadlock`` covers its sessions. A step is
+        cancelled after ``timeout``: by default ``--pglocks-timeout`` (or the test's marker) if
+        set, else the isolation tester's limit (360 s).
         """
         from .isolation import parse, parse_file, run_spec
 
@@ -163,7 +165,7 @@ class Pglocks:
             spec = parse_file(spec)
         elif isinstance(spec, str):
             spec = parse(spec, "<spec text>")
-        limit = self._context.settings.timeout if timeout is None else timeout
+        limit = self._context.settings.spec_timeout if timeout is None else timeout
         return run_spec(spec, self._context, superuser=self.server.superuser, timeout=limit)
 
     def scenario(

@@ -23,7 +23,10 @@ SNAPSHOT = """
 SELECT
   coalesce((SELECT json_agg(json_build_object(
       'pid', l.pid, 'locktype', l.locktype, 'mode', l.mode, 'granted', l.granted,
-      'relation', l.relation::regclass::text, 'page', l.page, 'tuple', l.tuple,
+      'relation', CASE WHEN l.database IN (0, (SELECT d.oid FROM pg_catalog.pg_database d
+        WHERE d.datname = pg_catalog.current_database()))
+        THEN l.relation::regclass::text ELSE l.relation::text END,
+      'page', l.page, 'tuple', l.tuple,
       'transactionid', l.transactionid::text, 'virtualxid', l.virtualxid,
       'classid', l.classid::int8, 'objid', l.objid::int8, 'objsubid', l.objsubid)
       ORDER BY l.pid, l.granted, l.locktype, l.mode)
@@ -278,10 +281,16 @@ class WaitGraph:
 
 
 class Monitor:
-    """A separate connection that watches the test's backends."""
+    """A separate connection that watches the test's backends.
 
-    def __init__(self, dsn: str) -> None:
+    ``database``: connect there rather than to the test's database, when it exists (pg_locks
+    and pg_stat_activity show the whole server), so that the test's database has no monitor
+    among its backends; relations of other databases are then named by their oid.
+    """
+
+    def __init__(self, dsn: str, *, database: str | None = None) -> None:
         self._dsn = dsn
+        self._database = database
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._lock = threading.Lock()
 
@@ -289,9 +298,14 @@ class Monitor:
         import psycopg
 
         if self._conn is None:
-            self._conn = psycopg.connect(
-                self._dsn, autocommit=True, application_name="pglocks:monitor"
-            )
+            kwargs: dict[str, Any] = {"autocommit": True, "application_name": "pglocks:monitor"}
+            if self._database is not None:
+                try:
+                    self._conn = psycopg.connect(self._dsn, dbname=self._database, **kwargs)
+                except psycopg.OperationalError:
+                    self._database = None  # no such database (or not allowed): the test's
+            if self._conn is None:
+                self._conn = psycopg.connect(self._dsn, **kwargs)
         return self._conn
 
     def is_blocked(self, pid: int, pids: Iterable[int]) -> bool:
@@ -301,7 +315,7 @@ class Monitor:
         return bool(row and row[0])
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Rows of a query on the monitor's connection (the test's database)."""
+        """Rows of a query on the monitor's connection (the test's database by default)."""
         with self._lock:
             return self._connection().execute(sql).fetchall()
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._execute import ErrorFields, Executed, Result, Rows, StepConnection, execute_results, run
+from ._reading import InputWatch
 from ._worker import Worker
 from .errors import PglocksError
 
@@ -185,6 +186,7 @@ class Session:
         self._bounds: dict[str, int] = {}  # milliseconds, 0: none
         self._bounds_stale = False  # read inside a transaction: its end may undo them
         self._role: Role | None = None  # set by the context for pglocks.session(role=)
+        self._input = InputWatch()  # the reads of results=True statements (spec steps)
         self._read_bounds()
         connection.add_notice_handler(self._on_notice)
 
@@ -396,7 +398,9 @@ class Session:
 
     def _run_results(self, pending: Pending) -> list[Result]:
         """Runs on the session's thread; errors are results here, recorded but not raised."""
-        return self._record_results(pending, lambda: execute_results(self.connection, pending.sql))
+        return self._record_results(
+            pending, lambda: execute_results(self.connection, pending.sql, self._input)
+        )
 
     def _run_function(
         self, pending: Pending, function: Callable[[StepConnection], Any]

@@ -213,6 +213,31 @@ def test_a_step_past_the_timeout_is_cancelled_and_a_run_that_stops_early_exits_1
     cli.assert_nothing_left()
 
 
+SLOW_SETUP = """\
+setup { SELECT pg_sleep(1.5) AS slept; }
+teardown { SELECT pg_sleep(1.5) AS slept; }
+
+session s1
+step one { SELECT 1 AS one; }
+"""
+
+
+def test_setup_and_teardown_are_not_limited_by_the_step_timeout(cli: Cli) -> None:
+    spec = cli.write("slow.spec", SLOW_SETUP)
+    result = cli.run(spec, "--timeout", "1")
+    assert result.ret == 0, result.errlines
+    slept = ["slept", "-----", "     ", "(1 row)", ""]
+    one = ["step one: SELECT 1 AS one;", "one", "---", "  1", "(1 row)", ""]
+    assert result.outlines == [
+        "Parsed test spec with 1 sessions",
+        "",
+        "starting permutation: one",
+        *slept,
+        *one,
+        *slept,
+    ]
+
+
 def test_an_existing_server_given_by_dsn_gets_a_fresh_database_that_is_dropped(
     dsn_cli: Cli, pglocks_server: Server
 ) -> None:

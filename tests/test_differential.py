@@ -8,10 +8,17 @@ as ``pg_isolation_regress`` records them, against ours. Both get the regression 
 settings and ``application_name`` (``PGAPPNAME=isolation/<spec>``, as pg_isolation_regress
 sets it).
 
+A spec that names its database (``isolation_regression``, as ``pg_regress`` calls it) runs
+with both in a database of that name, one after the other, and the roles it creates are
+dropped before each run: a run that fails half way leaves them behind (they belong to the
+server, not the database).
+
 ``PGLT_DIFFERENTIAL=all`` runs every spec of the corpus (CI does on one major, ``make
-conformance`` on each); without it, the specs in ``QUICK`` run. ``PGLT_DIFFERENTIAL_REPEAT=N``
-runs each spec N times. Each result is recorded for the conformance table
-(``fix_conformance.py``, ``tests/conformance.py``). A spec whose reason in
+conformance`` on each), ``PGLT_DIFFERENTIAL=NAME,NAME`` those specs,
+``PGLT_DIFFERENTIAL=waiting`` the specs of ``WAITING`` the corpus has (CI repeats them);
+without it, the specs in ``QUICK`` run.
+``PGLT_DIFFERENTIAL_REPEAT=N`` runs each spec N times. Each result is recorded for the
+conformance table (``fix_conformance.py``, ``tests/conformance.py``). A spec whose reason in
 ``pg-isolation/NOTES.tsv`` starts with "our runner differs:" is a known difference of our
 runner: it xfails (strictly, so that a fix shows).
 """
@@ -19,6 +26,7 @@ runner: it xfails (strictly, so that a fix shows).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,17 +36,46 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_pglocks import Pglocks, Server
-from pytest_pglocks.isolation import compare, expected_files, max_step_wait
+from pytest_pglocks import Pglocks, Server, _context
+from pytest_pglocks.isolation import compare, expected_files, max_step_wait, parse_file, run_spec
 from pytest_pglocks.isolation._reference import environment_for, real_tester
 
 CORPUS = Path(__file__).resolve().parent / "pg-isolation"
 ALL_SPECS = sorted((CORPUS / "specs").glob("*.spec"))
-# Specs with waiting steps, several waiters released at once, notices and a deadlock.
-QUICK = {"deadlock-simple", "insert-conflict-toast", "fk-deadlock", "skip-locked", "nowait-4"}
-SPECS = [
-    path for path in ALL_SPECS if os.environ.get("PGLT_DIFFERENTIAL") == "all" or path.stem in QUICK
-]
+# Specs with waiting steps, several waiters released at once, notices, a deadlock and one
+# that names its database.
+QUICK = {
+    "deadlock-simple",
+    "insert-conflict-toast",
+    "fk-deadlock",
+    "skip-locked",
+    "nowait-4",
+    "intra-grant-inplace-db",
+}
+# Specs whose output depends on when a wait is seen: notices raised just before it, waiters
+# released together (upstream names; the corpus may not have them all).
+WAITING = {"insert-conflict-toast", "eval-plan-qual-trigger", "insert-conflict-specconflict"}
+NAMED_DATABASE = "isolation_regression"
+
+
+def chosen_specs(choice: str) -> list[Path]:
+    """The specs ``PGLT_DIFFERENTIAL`` picks; a name the corpus lacks is a usage error."""
+    stems = {path.stem for path in ALL_SPECS}
+    if choice == "all":
+        return ALL_SPECS
+    if choice == "waiting":
+        names = WAITING & stems
+    else:
+        names = {name.strip() for name in choice.split(",") if name.strip()} or QUICK
+    if names - stems:
+        raise pytest.UsageError(
+            f"PGLT_DIFFERENTIAL names specs that are not in {CORPUS / 'specs'}: "
+            + ", ".join(sorted(names - stems))
+        )
+    return [path for path in ALL_SPECS if path.stem in names]
+
+
+SPECS = chosen_specs(os.environ.get("PGLT_DIFFERENTIAL", ""))
 REPEAT = int(os.environ.get("PGLT_DIFFERENTIAL_REPEAT", "1"))
 RUNNER_DIFFERENCE = "our runner differs:"
 NOTES = dict(
@@ -61,6 +98,50 @@ def run_real_tester(tester: Path, server: Server, dsn: str, spec: Path) -> str:
             check=False,
         )
     return done.stdout.decode("utf-8", "replace")
+
+
+def run_both_in_the_named_database(tester: Path, pglocks: Pglocks, spec: Path) -> tuple[str, str]:
+    """The real tester's output and ours, each in a fresh database named ``NAMED_DATABASE``
+    (the CLI's ``--dbname``); other workers' runs of such specs wait for this one."""
+    server = pglocks.server
+    roles = re.findall(r"CREATE\s+ROLE\s+(\w+)", spec.read_text(encoding="utf-8"), re.IGNORECASE)
+    dsn = make_conninfo(pglocks.dsn, dbname=NAMED_DATABASE)
+    with psycopg.connect(server.dsn, autocommit=True) as maintenance:
+        maintenance.execute("SELECT pg_advisory_lock(hashtext(%s))", (NAMED_DATABASE,))
+        try:
+            drop_named_database(maintenance, roles)
+            create_named_database(maintenance, server)
+            real = run_real_tester(tester, server, dsn, spec)
+            drop_named_database(maintenance, roles)
+            create_named_database(maintenance, server)
+            settings = _context.TestSettings(max_step_wait(), "10ms", manage_deadlock_timeout=False)
+            context = _context.TestContext(dsn, settings)
+            try:
+                outcome = run_spec(
+                    parse_file(spec), context, superuser=server.superuser, timeout=max_step_wait()
+                )
+            finally:
+                context.close()
+        finally:
+            drop_named_database(maintenance, roles)
+    return real, outcome.output
+
+
+def create_named_database(
+    maintenance: psycopg.Connection[tuple[object, ...]], server: Server
+) -> None:
+    name, template = sql.Identifier(NAMED_DATABASE), sql.Identifier(server.template)
+    maintenance.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, template))
+
+
+def drop_named_database(
+    maintenance: psycopg.Connection[tuple[object, ...]], roles: list[str]
+) -> None:
+    """The database, then the roles a run left (the database's grants went with it)."""
+    name = sql.Identifier(NAMED_DATABASE)
+    maintenance.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    for role in roles:
+        maintenance.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 @pytest.fixture
@@ -98,12 +179,13 @@ def test_same_output_as_the_real_tester(
     request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
-    if "isolation_regression" in spec.read_text(encoding="utf-8"):
-        pytest.skip("the spec works only in a database named isolation_regression (CLI --dbname)")
     if NOTES.get(spec.stem, "").startswith(RUNNER_DIFFERENCE):
         request.applymarker(pytest.mark.xfail(reason=NOTES[spec.stem], strict=True))
-    real = run_real_tester(tester, pglocks.server, tester_dsn, spec)
-    ours = pglocks.run_spec(spec, timeout=max_step_wait()).output
+    if NAMED_DATABASE in spec.read_text(encoding="utf-8"):
+        real, ours = run_both_in_the_named_database(tester, pglocks, spec)
+    else:
+        real = run_real_tester(tester, pglocks.server, tester_dsn, spec)
+        ours = pglocks.run_spec(spec, timeout=max_step_wait()).output
     upstream, _ = compare(real, expected_files(spec))
     request.node.user_properties.append(
         (
@@ -121,3 +203,25 @@ def test_same_output_as_the_real_tester(
     saved = tmp_path / f"{spec.stem}.real.out"  # compare() diffs against files
     saved.write_text(real, encoding="utf-8")
     assert ours == real, compare(ours, [saved])[1]
+
+
+def test_a_spec_naming_its_database_runs_there_after_a_failed_run_left_its_role(
+    pglocks: Pglocks, tester: Path
+) -> None:
+    """The role of a run stopped before its teardown is dropped first (it would make the
+    spec's CREATE ROLE fail); both testers run in a database of the name the spec uses."""
+    spec = CORPUS / "specs" / "intra-grant-inplace-db.spec"
+    with psycopg.connect(pglocks.server.dsn, autocommit=True) as maintenance:
+        # Not while another worker runs the spec (its lock goes with this connection).
+        maintenance.execute("SELECT pg_advisory_lock(hashtext(%s))", (NAMED_DATABASE,))
+        maintenance.execute("DROP ROLE IF EXISTS regress_temp_grantee")
+        maintenance.execute("CREATE ROLE regress_temp_grantee")
+    real, ours = run_both_in_the_named_database(tester, pglocks, spec)
+    assert "setup failed" not in real
+    assert "step grant1: \n\tGRANT TEMP ON DATABASE isolation_regression" in real
+    assert ours == real
+    with psycopg.connect(pglocks.server.dsn, autocommit=True) as maintenance:
+        left = maintenance.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'regress_temp_grantee'"
+        ).fetchone()
+    assert left == (0,)

@@ -10,9 +10,15 @@ output is the same on every run.
 from __future__ import annotations
 
 import re
+import threading
+from typing import Any
+
+import pytest
 
 from pytest_pglocks import Pglocks
-from pytest_pglocks.isolation import SpecOutcome, StepFact
+from pytest_pglocks.isolation import SpecOutcome, StepFact, _runner
+from pytest_pglocks.isolation._runner import SpecRunner, notice_text
+from pytest_pglocks.monitor import Monitor
 
 CANCEL_SECONDS = re.compile(r"(isolationtester: canceling step \w+ after )\d+( seconds)")
 
@@ -961,3 +967,204 @@ def test_a_step_still_blocked_at_the_timeout_is_cancelled_and_the_run_goes_on(
     for permutation in (0, 1):
         s2u = fact(outcome, "s2u", permutation)
         assert (s2u.blocked_by, s2u.sqlstates) == (("s1",), ("57014",))
+
+
+# reading a step's input, limits
+
+
+NOTICE_BEFORE_WAIT_SPEC = """
+setup { CREATE TABLE t (k int); }
+teardown { DROP TABLE t; }
+
+session s1
+step s1lock { BEGIN; LOCK TABLE t; }
+step s1c { COMMIT; }
+
+session s2
+step s2read { DO $$ BEGIN RAISE NOTICE 'about to wait'; PERFORM * FROM t; END $$; }
+
+permutation s1lock s2read s1c
+"""
+
+
+def test_a_notice_sent_before_a_step_waits_is_printed_before_its_waiting_line(
+    pglocks: Pglocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However late the session's thread reads it: here it holds the notice until a waiting
+    line is printed, or a second has passed."""
+    waiting_printed = threading.Event()
+    out = SpecRunner.out
+
+    def watched(runner: SpecRunner, text: str) -> None:
+        out(runner, text)
+        if text.endswith("<waiting ...>\n"):
+            waiting_printed.set()
+
+    def slow_reader(diagnostic: Any) -> str:
+        if diagnostic.message_primary == "about to wait":
+            waiting_printed.wait(1.0)
+        return notice_text(diagnostic)
+
+    monkeypatch.setattr(SpecRunner, "out", watched)
+    monkeypatch.setattr(_runner, "notice_text", slow_reader)
+    outcome = pglocks.run_spec(NOTICE_BEFORE_WAIT_SPEC)
+    assert outcome.output == text(
+        "Parsed test spec with 2 sessions",
+        "",
+        "starting permutation: s1lock s2read s1c",
+        "step s1lock: BEGIN; LOCK TABLE t;",
+        "s2: NOTICE:  about to wait",
+        "step s2read: DO $$ BEGIN RAISE NOTICE 'about to wait'; PERFORM * FROM t; END $$; "
+        "<waiting ...>",
+        "step s1c: COMMIT;",
+        "step s2read: <... completed>",
+    )
+    assert seen(outcome, "s2read") == ("s2", True, ("s1",), ())
+
+
+SLOW_SETUP_SPEC = """
+setup { SELECT pg_sleep(1.5); }
+teardown { SELECT pg_sleep(1.5); }
+
+session s1
+setup { SELECT pg_sleep(1.5); }
+step s1 { SELECT 1 AS one; }
+
+permutation s1
+"""
+
+
+def test_setup_and_teardown_blocks_are_not_limited_by_the_step_timeout(pglocks: Pglocks) -> None:
+    outcome = pglocks.run_spec(SLOW_SETUP_SPEC, timeout=1)
+    assert outcome.failure is None
+    assert outcome.output == text(
+        "Parsed test spec with 1 sessions",
+        "",
+        "starting permutation: s1",
+        *("pg_sleep", "--------", "        ", "(1 row)", ""),
+        *("pg_sleep", "--------", "        ", "(1 row)", ""),
+        "step s1: SELECT 1 AS one;",
+        *("one", "---", "  1", "(1 row)", ""),
+        *("pg_sleep", "--------", "        ", "(1 row)", ""),
+    )
+
+
+SLOW_STEP_SPEC = """
+session s1
+step s1sleep { SELECT pg_sleep(4); }
+
+permutation s1sleep
+"""
+
+
+def test_without_a_timeout_given_a_step_gets_the_isolation_testers_limit(
+    pglocks: Pglocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twice ``PG_TEST_TIMEOUT_DEFAULT`` (1 s here), not ``--pglocks-timeout``'s default."""
+    if pglocks._context.settings.timeout_given:
+        pytest.skip("--pglocks-timeout is set for this run")
+    monkeypatch.setenv("PG_TEST_TIMEOUT_DEFAULT", "1")
+    outcome = pglocks.run_spec(SLOW_STEP_SPEC)
+    assert outcome.output == text(
+        "Parsed test spec with 1 sessions",
+        "",
+        "starting permutation: s1sleep",
+        "isolationtester: canceling step s1sleep after 2 seconds",
+        "step s1sleep: SELECT pg_sleep(4);",
+        "ERROR:  canceling statement due to user request",
+    )
+
+
+BACKENDS_SPEC = """
+session s1
+step s1count {
+  SELECT count(*) AS backends FROM pg_stat_activity
+  WHERE datname = current_database() AND backend_type = 'client backend';
+}
+
+session s2
+step s2lock { SELECT pg_advisory_lock(1); }
+step s2unlock { SELECT pg_advisory_unlock(1) AS unlocked; }
+
+session s3
+step s3wait { SELECT pg_advisory_lock(1) AS locked; }
+step s3unlock { SELECT pg_advisory_unlock(1) AS unlocked; }
+
+permutation s2lock s3wait s1count s2unlock s3unlock
+"""
+
+
+def test_the_lock_monitor_is_not_among_the_backends_of_the_specs_database(
+    pglocks: Pglocks,
+) -> None:
+    """A step waited (so the monitor was asked): the control connection and 3 sessions."""
+    count = pglocks.run_spec(BACKENDS_SPEC).permutations[0].output
+    assert "step s3wait: SELECT pg_advisory_lock(1) AS locked; <waiting ...>" in count
+    assert "backends\n--------\n       4\n(1 row)\n" in count
+
+
+def test_a_monitor_elsewhere_names_relations_by_oid_and_without_that_database_stays_here(
+    pglocks: Pglocks,
+) -> None:
+    session = pglocks.session("s")
+    session.execute("CREATE TABLE watched (k int)")
+    session.begin()
+    session.execute("LOCK TABLE watched")
+    dbname, oid = pglocks.execute("SELECT current_database(), 'watched'::regclass::oid::text")[0]
+
+    def seen_by(monitor: Monitor) -> tuple[str, set[str | None]]:
+        try:
+            database = monitor.query("SELECT current_database()")[0][0]
+            locks = monitor.snapshot({session.pid: "s"}).locks
+        finally:
+            monitor.close()
+        return database, {row.relation for row in locks if row.mode == "AccessExclusiveLock"}
+
+    assert seen_by(Monitor(pglocks.dsn, database="postgres")) == ("postgres", {oid})
+    fallback = Monitor(pglocks.dsn, database="pglocks_no_such_database")
+    assert seen_by(fallback) == (dbname, {"watched"})
+    session.rollback()
+
+
+STAR_NOTICE_SPEC = """
+session s1
+step s1sel { SELECT 1 AS one; }
+
+session s2
+step s2do { DO $$ BEGIN RAISE NOTICE 'right away'; END $$; }
+
+permutation s2do(*) s1sel
+"""
+
+
+def test_a_star_steps_notices_print_when_it_completes_even_if_they_came_before(
+    pglocks: Pglocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tester prints ``<waiting ...>`` for ``(*)`` without reading the connection; here
+    the notice has reached the session's thread before that line is due."""
+    delivered = threading.Event()
+    send = SpecRunner._send
+
+    def noted(diagnostic: Any) -> str:
+        delivered.set()
+        return notice_text(diagnostic)
+
+    def send_and_wait(runner: SpecRunner, pstep: Any, step: Any) -> Any:
+        active = send(runner, pstep, step)
+        if step.name == "s2do":
+            assert delivered.wait(30), "the notice never came"
+        return active
+
+    monkeypatch.setattr(_runner, "notice_text", noted)
+    monkeypatch.setattr(SpecRunner, "_send", send_and_wait)
+    outcome = pglocks.run_spec(STAR_NOTICE_SPEC)
+    assert outcome.output == text(
+        "Parsed test spec with 2 sessions",
+        "",
+        "starting permutation: s2do s1sel",
+        "step s2do: DO $$ BEGIN RAISE NOTICE 'right away'; END $$; <waiting ...>",
+        "step s1sel: SELECT 1 AS one;",
+        *("one", "---", "  1", "(1 row)", ""),
+        "s2: NOTICE:  right away",
+        "step s2do: <... completed>",
+    )

@@ -75,14 +75,14 @@ class SpecItem(pytest.Item):
         context = TestContext(
             server.conninfo(dbname),
             TestSettings(
-                settings.timeout, settings.deadlock_timeout, manage_deadlock_timeout=False
+                settings.spec_timeout, settings.deadlock_timeout, manage_deadlock_timeout=False
             ),
         )
         self.stash[CONTEXT_KEY] = context
         failed = True
         try:
             self.outcome = run_spec(
-                self.spec, context, superuser=server.superuser, timeout=settings.timeout
+                self.spec, context, superuser=server.superuser, timeout=settings.spec_timeout
             )
             facts = self.outcome.facts()
             self.user_properties.append(("pglocks_facts", facts))

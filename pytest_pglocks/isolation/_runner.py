@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .._context import TestContext, poll_gaps
 from .._execute import ErrorFields, Result, execute, execute_results
+from ..monitor import Monitor, WaitGraph
 from ._spec import PermutationStep, Spec, Step
 from ._table import format_table
 
@@ -194,7 +195,8 @@ class SpecRunner:
         victim (the step that closes a cycle), left transactions rolled back after each
         permutation; ``options``: libpq options instead of the regression driver's;
         ``check``: a query run on the control connection after each permutation;
-        ``hooks``: called around each permutation's steps (a scenario's gates)."""
+        ``hooks``: called around each permutation's steps (a scenario's gates). Setup and
+        teardown blocks run without a limit, as the tester's do, unless ``managed``."""
         self.hooks = hooks
         self.spec = spec
         self.context = context
@@ -204,6 +206,9 @@ class SpecRunner:
         self.managed = managed
         self.options = regress_options(superuser) if options is None else options
         self.check = check
+        self.block_timeout = step_timeout if managed else None
+        # Spec runs watch from outside the database: a spec may count its backends.
+        self.monitor = context.monitor if managed else Monitor(context.dsn, database="postgres")
         self.outcome = SpecOutcome(spec)
         self._section: list[str] = []
         self._control: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -267,6 +272,8 @@ class SpecRunner:
 
     def close(self) -> None:
         """Close the connections; the sessions leave the context (their events stay)."""
+        if self.monitor is not self.context.monitor:
+            self.monitor.close()
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -424,8 +431,7 @@ class SpecRunner:
                 return
             if time.monotonic() - started > self.step_timeout:
                 raise Fatal(
-                    f"no waiting step finished within {self.step_timeout:g} s\n"
-                    f"{self.context.graph()}\n"
+                    f"no waiting step finished within {self.step_timeout:g} s\n{self._graph()}\n"
                 )
             if all(self._stuck(active) for active in waiting):
                 self._fail_if_stuck(waiting[0])
@@ -485,7 +491,7 @@ class SpecRunner:
         """Report ``active`` completed (False) or still waiting (True); see try_complete_step."""
         step, pending = active.step, active.pending
         if not retry and any(blocker.kind == "once" for blocker in active.pstep.blockers):
-            self._flush_notices(step.session)
+            # The tester does not read the connection here: its notices print later.
             self.out(f"step {step.name}: {step.sql} <waiting ...>\n")
             self._note_wait(active, blocked_by=())
             return True
@@ -522,11 +528,11 @@ class SpecRunner:
                 return False
             if not nonblock and self.managed:
                 self._fail_if_stuck(active)
-            if nonblock and (self.context.is_blocked(pending) or self._held(pending)):
-                if pending.done():
+            if nonblock and (self._is_blocked(pending) or self._held(pending)):
+                if not self._read_input(active):
                     return False
                 if not active.fact.waited:
-                    graph = self.context.graph()
+                    graph = self._graph()
                     blockers = graph.blockers(pending.session.pid)
                     names = graph.snapshot.names
                     self._note_wait(
@@ -554,6 +560,20 @@ class SpecRunner:
         """The pglocks session that runs the spec session ``name``."""
         return self._sessions[name]
 
+    def _is_blocked(self, pending: Pending) -> bool:
+        return self.monitor.is_blocked(pending.session.pid, self.context.names())
+
+    def _graph(self) -> WaitGraph:
+        return WaitGraph.build(self.monitor.snapshot(self.context.names()))
+
+    def _read_input(self, active: Active) -> bool:
+        """Read what a step seen waiting has received (its notices), as the tester's
+        ``PQconsumeInput`` does before it prints ``<waiting ...>``; False if that ended it."""
+        pending = active.pending
+        if active.step.function is None and not active.session._input.drain(self.step_timeout):
+            pending._finished.wait(self.step_timeout)  # its result is read: it is ending
+        return not pending.done()
+
     def _gaps(self, nonblock: bool) -> Iterator[float]:
         """Pauses between two blocked checks. Spec runs follow the isolation tester: a step is
         asked about only after ``TESTER_QUIET`` without a result (``try_complete_step``), so a
@@ -564,19 +584,19 @@ class SpecRunner:
 
     def _stuck(self, active: Active) -> set[int]:
         """Idle sessions the step waits for (directly or down a chain): it can never finish."""
-        if not self.context.is_blocked(active.pending):
+        if not self._is_blocked(active.pending):
             return set()
         busy = frozenset(
             self._sessions[name].pid for name, other in self._active.items() if other is not None
         )
-        idle = self.context.graph().idle_blockers(active.session.pid, busy)
+        idle = self._graph().idle_blockers(active.session.pid, busy)
         return set() if active.pending.done() else idle
 
     def _fail_if_stuck(self, active: Active) -> None:
         """Managed sessions: a step that waits for an idle session can never complete."""
         idle = self._stuck(active)
         if idle:
-            graph = self.context.graph()
+            graph = self._graph()
             names = " and ".join(sorted(graph.snapshot.name(pid) for pid in idle))
             raise Fatal(
                 f"step {active.step.name} waits for {names}, idle in a transaction with no "
@@ -654,21 +674,26 @@ class SpecRunner:
     # setup and teardown blocks
 
     def _run_control(self, sql: str, failure: str, *, fatal: bool) -> None:
-        """A block on the control connection, cancelled if it outlasts the step timeout."""
+        """A block on the control connection, cancelled if it outlasts ``block_timeout``."""
         assert self._control is not None
-        with self._cancel_after(self._control):
+        with self._cancel_after(self._control, self.block_timeout):
             results = execute_results(self._control, sql)
         self._finish_block(results, failure, fatal=fatal, name=None)
 
     def control_execute(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of ``sql`` on the control connection (cancelled after the step timeout)."""
         assert self._control is not None
-        with self._cancel_after(self._control):
+        with self._cancel_after(self._control, self.step_timeout):
             return execute(self._control, sql) or []
 
     @contextmanager
-    def _cancel_after(self, connection: psycopg.Connection[tuple[Any, ...]]) -> Iterator[None]:
-        watchdog = threading.Timer(self.step_timeout, connection.cancel_safe)
+    def _cancel_after(
+        self, connection: psycopg.Connection[tuple[Any, ...]], seconds: float | None
+    ) -> Iterator[None]:
+        if seconds is None:
+            yield
+            return
+        watchdog = threading.Timer(seconds, connection.cancel_safe)
         watchdog.start()
         try:
             yield
@@ -692,9 +717,9 @@ class SpecRunner:
 
     def _run_session(self, name: str, sql: str, failure: str, *, fatal: bool) -> None:
         pending = self._sessions[name]._send(sql, None, "setup", results=True)
-        if not pending._finished.wait(self.step_timeout):
+        if not pending._finished.wait(self.block_timeout):
             pending._cancel(self.step_timeout)
-            raise Fatal(f"{failure}ERROR:  did not finish within {self.step_timeout:g} s\n")
+            raise Fatal(f"{failure}ERROR:  did not finish within {self.block_timeout:g} s\n")
         self._finish_block(pending._results(), failure, fatal=fatal, name=name)
 
     def _finish_block(

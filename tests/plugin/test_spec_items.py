@@ -284,3 +284,37 @@ def test_without_an_expected_file_directives_decide_and_bad_specs_are_collection
     assert "unnamed" not in result.stdout.str()
     assert sorted(path.name for path in root.rglob("*.out")) == ["cmd.out"]  # none written
     inner.assert_nothing_left(inner.records())
+
+
+SLOW_STEP = "session s1\nstep nap { SELECT pg_sleep(3); }\n"
+NAP_CANCELLED_OUTPUT = """\
+Parsed test spec with 1 sessions
+
+starting permutation: nap
+isolationtester: canceling step nap after 2 seconds
+step nap: SELECT pg_sleep(3);
+ERROR:  canceling statement due to user request
+"""
+NAP_OUTPUT = (
+    "Parsed test spec with 1 sessions\n\nstarting permutation: nap\n"
+    "step nap: SELECT pg_sleep(3);\npg_sleep\n--------\n        \n(1 row)\n\n"
+)
+
+
+def test_a_spec_step_gets_the_isolation_testers_limit_unless_a_timeout_is_given(
+    inner: Inner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twice ``PG_TEST_TIMEOUT_DEFAULT`` (1 s here) without a timeout; a directive's wins."""
+    monkeypatch.setenv("PG_TEST_TIMEOUT_DEFAULT", "1")
+    monkeypatch.delenv("PGLOCKS_TIMEOUT", raising=False)
+    write(
+        inner.pytester.path,
+        {
+            "default.spec": SLOW_STEP,
+            "default.out": NAP_CANCELLED_OUTPUT,
+            "given.spec": "# pglocks: timeout=30\n" + SLOW_STEP,
+            "given.out": NAP_OUTPUT,
+        },
+    )
+    result = inner.run("default.spec", "given.spec", "-rA")
+    result.assert_outcomes(passed=2)
