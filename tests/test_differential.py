@@ -26,18 +26,18 @@ runner: it xfails (strictly, so that a fix shows).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from fix_named_database import NAMED_DATABASE, named_database, run_ours
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_pglocks import Pglocks, Server, _context
-from pytest_pglocks.isolation import compare, expected_files, max_step_wait, parse_file, run_spec
+from pytest_pglocks import Pglocks, Server
+from pytest_pglocks.isolation import compare, expected_files, max_step_wait
 from pytest_pglocks.isolation._reference import environment_for, real_tester
 
 CORPUS = Path(__file__).resolve().parent / "pg-isolation"
@@ -55,7 +55,6 @@ QUICK = {
 # Specs whose output depends on when a wait is seen: notices raised just before it, waiters
 # released together (upstream names; the corpus may not have them all).
 WAITING = {"insert-conflict-toast", "eval-plan-qual-trigger", "insert-conflict-specconflict"}
-NAMED_DATABASE = "isolation_regression"
 
 
 def chosen_specs(choice: str) -> list[Path]:
@@ -102,46 +101,12 @@ def run_real_tester(tester: Path, server: Server, dsn: str, spec: Path) -> str:
 
 def run_both_in_the_named_database(tester: Path, pglocks: Pglocks, spec: Path) -> tuple[str, str]:
     """The real tester's output and ours, each in a fresh database named ``NAMED_DATABASE``
-    (the CLI's ``--dbname``); other workers' runs of such specs wait for this one."""
-    server = pglocks.server
-    roles = re.findall(r"CREATE\s+ROLE\s+(\w+)", spec.read_text(encoding="utf-8"), re.IGNORECASE)
-    dsn = make_conninfo(pglocks.dsn, dbname=NAMED_DATABASE)
-    with psycopg.connect(server.dsn, autocommit=True) as maintenance:
-        maintenance.execute("SELECT pg_advisory_lock(hashtext(%s))", (NAMED_DATABASE,))
-        try:
-            drop_named_database(maintenance, roles)
-            create_named_database(maintenance, server)
-            real = run_real_tester(tester, server, dsn, spec)
-            drop_named_database(maintenance, roles)
-            create_named_database(maintenance, server)
-            settings = _context.TestSettings(max_step_wait(), "10ms", manage_deadlock_timeout=False)
-            context = _context.TestContext(dsn, settings)
-            try:
-                outcome = run_spec(
-                    parse_file(spec), context, superuser=server.superuser, timeout=max_step_wait()
-                )
-            finally:
-                context.close()
-        finally:
-            drop_named_database(maintenance, roles)
-    return real, outcome.output
-
-
-def create_named_database(
-    maintenance: psycopg.Connection[tuple[object, ...]], server: Server
-) -> None:
-    name, template = sql.Identifier(NAMED_DATABASE), sql.Identifier(server.template)
-    maintenance.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, template))
-
-
-def drop_named_database(
-    maintenance: psycopg.Connection[tuple[object, ...]], roles: list[str]
-) -> None:
-    """The database, then the roles a run left (the database's grants went with it)."""
-    name = sql.Identifier(NAMED_DATABASE)
-    maintenance.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-    for role in roles:
-        maintenance.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    (the CLI's ``--dbname``)."""
+    with named_database(pglocks, spec) as dsn:
+        real = run_real_tester(tester, pglocks.server, dsn, spec)
+    with named_database(pglocks, spec) as dsn:
+        ours = run_ours(pglocks.server, dsn, spec)
+    return real, ours
 
 
 @pytest.fixture
