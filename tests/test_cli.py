@@ -213,12 +213,14 @@ def test_a_step_past_the_timeout_is_cancelled_and_a_run_that_stops_early_exits_1
     cli.assert_nothing_left()
 
 
-SLOW_SETUP = """\
-setup { SELECT pg_sleep(1.5) AS slept; }
-teardown { SELECT pg_sleep(1.5) AS slept; }
+# The work under test: blocks slower than the step timeout, which must not cancel them.
+SLOW = "SELECT pg_sleep(1.5) AS slept;"  # sleep-ok: a setup slower than the step timeout
+SLOW_SETUP = f"""\
+setup {{ {SLOW} }}
+teardown {{ {SLOW} }}
 
 session s1
-step one { SELECT 1 AS one; }
+step one {{ SELECT 1 AS one; }}
 """
 
 

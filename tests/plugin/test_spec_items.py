@@ -286,18 +286,20 @@ def test_without_an_expected_file_directives_decide_and_bad_specs_are_collection
     inner.assert_nothing_left(inner.records())
 
 
-SLOW_STEP = "session s1\nstep nap { SELECT pg_sleep(3); }\n"
-NAP_CANCELLED_OUTPUT = """\
+# The work under test, not a wait for it: a statement slower than the step timeout.
+NAP = "SELECT pg_sleep(3);"  # sleep-ok: the slow statement a timeout must (not) cancel
+SLOW_STEP = f"session s1\nstep nap {{ {NAP} }}\n"
+NAP_CANCELLED_OUTPUT = f"""\
 Parsed test spec with 1 sessions
 
 starting permutation: nap
 isolationtester: canceling step nap after 2 seconds
-step nap: SELECT pg_sleep(3);
+step nap: {NAP}
 ERROR:  canceling statement due to user request
 """
 NAP_OUTPUT = (
     "Parsed test spec with 1 sessions\n\nstarting permutation: nap\n"
-    "step nap: SELECT pg_sleep(3);\npg_sleep\n--------\n        \n(1 row)\n\n"
+    f"step nap: {NAP}\npg_sleep\n--------\n        \n(1 row)\n\n"
 )
 
 
