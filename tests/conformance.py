@@ -20,10 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fix_corpus import CORPUS, NOTES
+
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "pg-isolation"
 RECORD = CORPUS / "conformance.json"
-NOTES = CORPUS / "NOTES.tsv"
 DOC = ROOT / "docs" / "isolation.md"
 BEGIN, END = "<!-- conformance table: make conformance -->", "<!-- end of conformance table -->"
 
@@ -57,11 +57,6 @@ def run_major(major: str, repeat: int) -> dict[str, Any]:
     return {"version": version, "repeat": repeat, "specs": specs}
 
 
-def notes() -> dict[str, str]:
-    rows = NOTES.read_text(encoding="utf-8").splitlines()[1:]
-    return dict(row.split("\t", 1) for row in rows if row.strip())
-
-
 def cell(entry: dict[str, Any] | None, name: str) -> str:
     if entry is None:
         return "-"
@@ -75,7 +70,7 @@ def cell(entry: dict[str, Any] | None, name: str) -> str:
 
 def table(record: dict[str, Any]) -> str:
     majors = sorted(record, key=int)
-    reasons = notes()
+    reasons = NOTES
     head = ["spec"] + [f"PostgreSQL {record[m]['version']}" for m in majors]
     lines = ["| " + " | ".join(head + ["why an exception"]) + " |"]
     lines.append("|" + "---|" * (len(head) + 1))

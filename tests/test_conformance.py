@@ -13,18 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from fix_corpus import CORPUS, NOTES, SPECS
 from fix_named_database import named_database, names_its_database, run_ours
 
 from pytest_pglocks import Pglocks
 from pytest_pglocks.isolation import compare, expected_files
 
-CORPUS = Path(__file__).resolve().parent / "pg-isolation"
-SPECS = sorted(path for path in (CORPUS / "specs").glob("*.spec") if expected_files(path))
 # Per major, which expected file PostgreSQL's own tester matched (``make conformance``).
 RECORD = json.loads((CORPUS / "conformance.json").read_text(encoding="utf-8"))
-NOTES = dict(
-    line.split("\t", 1) for line in (CORPUS / "NOTES.tsv").read_text().splitlines()[1:] if line
-)
 
 
 def known_difference(spec: str, major: int) -> str | None:

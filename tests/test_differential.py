@@ -32,6 +32,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from fix_corpus import CORPUS, NOTES
 from fix_named_database import NAMED_DATABASE, named_database, run_ours
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -40,7 +41,6 @@ from pytest_pglocks import Pglocks, Server
 from pytest_pglocks.isolation import compare, expected_files, max_step_wait
 from pytest_pglocks.isolation._reference import environment_for, real_tester
 
-CORPUS = Path(__file__).resolve().parent / "pg-isolation"
 ALL_SPECS = sorted((CORPUS / "specs").glob("*.spec"))
 # Specs with waiting steps, several waiters released at once, notices, a deadlock and one
 # that names its database.
@@ -77,9 +77,6 @@ def chosen_specs(choice: str) -> list[Path]:
 SPECS = chosen_specs(os.environ.get("PGLT_DIFFERENTIAL", ""))
 REPEAT = int(os.environ.get("PGLT_DIFFERENTIAL_REPEAT", "1"))
 RUNNER_DIFFERENCE = "our runner differs:"
-NOTES = dict(
-    line.split("\t", 1) for line in (CORPUS / "NOTES.tsv").read_text().splitlines()[1:] if line
-)
 
 
 def run_real_tester(tester: Path, server: Server, dsn: str, spec: Path) -> str:

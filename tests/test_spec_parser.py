@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from fix_corpus import CORPUS, NOTES, OLD_FORMAT, SPECS
 
-from pytest_pglocks.isolation import expected_files
 from pytest_pglocks.isolation._spec import (
     Blocker,
     PermutationStep,
@@ -22,9 +22,6 @@ from pytest_pglocks.isolation._spec import (
     parse,
     parse_file,
 )
-
-CORPUS = Path(__file__).resolve().parent / "pg-isolation"
-SPECS = sorted(path for path in (CORPUS / "specs").glob("*.spec") if expected_files(path))
 
 FULL = """\
 # Every part of the grammar.
@@ -443,7 +440,10 @@ def test_corpus_spec_matches_the_tester(path: Path) -> None:
     assert match is not None
 
     assert len(spec.sessions) == int(match[1])
-    assert spec.warnings == lines[:first]
+    warnings = spec.warnings
+    if OLD_FORMAT in NOTES.get(path.stem, ""):  # that tester did not warn of unused steps
+        warnings = [line for line in warnings if not line.startswith("unused step name: ")]
+    assert warnings == lines[:first]
     assert [" ".join(pstep.name for pstep in run) for run in spec.runs()] == [
         line.removeprefix("starting permutation: ")
         for line in lines
