@@ -34,8 +34,10 @@ matrix: $(STAMP)
 
 # The differential with PostgreSQL's own isolation tester on each major; writes the table of
 # docs/isolation.md (REPEAT=N runs each spec N times; MAJORS="14 18" picks majors).
+# SPECS=waiting (or NAME,NAME) and LOAD=N (CPU-bound processes beside) only print the figures.
 conformance: $(STAMP)
-	$(BIN)/python tests/conformance.py --repeat $(REPEAT) $(MAJORS)
+	$(BIN)/python tests/conformance.py --repeat $(REPEAT) $(if $(SPECS),--specs $(SPECS)) \
+		$(if $(LOAD),--load $(LOAD)) $(MAJORS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,7 +6,10 @@ tester's on every run and which upstream expected file the real tester's output 
 ``tests/pg-isolation/conformance.json``, and writes the table of ``docs/isolation.md`` from it.
 The reasons for the exceptions are in ``tests/pg-isolation/NOTES.tsv``.
 
-    python tests/conformance.py [--repeat N] MAJOR...
+``--specs`` (``waiting`` or ``NAME,NAME``) and ``--load N`` (N CPU-bound processes beside the
+runs) measure fidelity instead: the figures are printed, and neither file is written.
+
+    python tests/conformance.py [--repeat N] [--specs S] [--load N] MAJOR...
 """
 
 from __future__ import annotations
@@ -28,33 +31,51 @@ DOC = ROOT / "docs" / "isolation.md"
 BEGIN, END = "<!-- conformance table: make conformance -->", "<!-- end of conformance table -->"
 
 
-def run_major(major: str, repeat: int) -> dict[str, Any]:
-    """Run the differential on one major; per spec: runs, same runs, expected file matched."""
+def run_major(major: str, repeat: int, specs: str = "all", load: int = 0) -> dict[str, Any]:
+    """Run the differential on one major; per spec: runs, same runs, whether the real tester's
+    output had a waiting step, expected file matched."""
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "record.jsonl"
         env = dict(os.environ)
         env.update(
-            PGLT_DIFFERENTIAL="all",
+            PGLT_DIFFERENTIAL=specs,
             PGLT_DIFFERENTIAL_REPEAT=str(repeat),
+            PGLT_DIFFERENTIAL_LOAD=str(load),
             PGLT_CONFORMANCE_RECORD=str(record),
         )
         command = [sys.executable, "-m", "pytest", "tests/test_differential.py"]
         command += [f"--pglocks-pg={major}", "-q"]
         subprocess.run(command, cwd=ROOT, env=env, check=False)
         lines = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
-    specs: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     version = ""
     for line in lines:
         result = json.loads(line)
         version = result["version"]
-        entry = specs.setdefault(result["spec"], {"runs": 0, "same": 0, "expected": set()})
+        entry = found.setdefault(
+            result["spec"], {"runs": 0, "same": 0, "waits": False, "expected": set()}
+        )
         entry["runs"] += 1
         entry["same"] += bool(result["same"])
+        entry["waits"] |= bool(result["waits"])
         entry["expected"].add(result["expected"])
-    for entry in specs.values():
+    for entry in found.values():
         matched = entry["expected"]  # the same file on every run, or None
         entry["expected"] = matched.pop() if len(matched) == 1 else None
-    return {"version": version, "repeat": repeat, "specs": specs}
+    return {"version": version, "repeat": repeat, "specs": found}
+
+
+def fidelity(result: dict[str, Any], load: int) -> str:
+    """The measured figures of one major: per spec with a waiting step, same runs of all."""
+    beside = f", beside {load} CPU-bound processes" if load else ", quiet"
+    waiting = {name: e for name, e in sorted(result["specs"].items()) if e["waits"]}
+    exact = sum(e["same"] == e["runs"] for e in waiting.values())
+    lines = [
+        f"PostgreSQL {result['version']}{beside}: {exact} of {len(waiting)} specs with a waiting"
+        f" step printed the real tester's bytes on every one of {result['repeat']} runs"
+    ]
+    lines += [f"  {name}: {e['same']}/{e['runs']} same" for name, e in waiting.items()]
+    return "\n".join(lines)
 
 
 def cell(entry: dict[str, Any] | None, name: str) -> str:
@@ -90,13 +111,22 @@ def write_doc(record: dict[str, Any]) -> None:
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     options.add_argument("--repeat", type=int, default=1, help="runs of each spec per major")
+    options.add_argument("--specs", default="all", help="all, waiting, or NAME,NAME")
+    options.add_argument("--load", type=int, default=0, help="CPU-bound processes beside")
     options.add_argument("majors", nargs="+", help="PostgreSQL majors, e.g. 14 15 16 17 18")
     args = options.parse_args()
+    if args.repeat < 1 or args.load < 0:
+        options.error("--repeat takes a positive number, --load zero or more")
+    measuring = args.specs != "all" or args.load > 0
     record = json.loads(RECORD.read_text(encoding="utf-8")) if RECORD.exists() else {}
     for major in args.majors:
-        record[major] = run_major(major, args.repeat)
-        RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    write_doc(record)
+        result = run_major(major, args.repeat, args.specs, args.load)
+        print(fidelity(result, args.load), flush=True)
+        if not measuring:
+            record[major] = result
+            RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", "utf-8")
+    if not measuring:
+        write_doc(record)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,20 @@ def test_spec_matches_isolation_tester(
     request.node.user_properties.append(("conformance", "match" if matched else "differs"))
     request.node.user_properties.append(("conformance_seconds", time.monotonic() - started))
     assert matched is not None, diff
+
+
+def test_the_suites_server_prepares_transactions_as_pg_regress_does(
+    pglocks: Pglocks, tmp_path: Path
+) -> None:
+    """``stats`` prepares transactions: pyproject's ``pglocks_server_settings`` allows two."""
+    spec = tmp_path / "prepared.spec"
+    spec.write_text(
+        "setup { CREATE TABLE t (a int); }\nteardown { DROP TABLE t; }\n"
+        "session s1\nstep insert { BEGIN; INSERT INTO t VALUES (1); }\n"
+        "step prepare { PREPARE TRANSACTION 'a'; }\nstep commit { COMMIT PREPARED 'a'; }\n"
+        "step count { SELECT count(*) FROM t; }\n",
+        encoding="utf-8",
+    )
+    output = pglocks.run_spec(spec).output
+    assert "ERROR" not in output
+    assert "count\n-----\n    1\n(1 row)" in output

@@ -291,6 +291,8 @@ def test_a_lock_timeout_below_the_servers_deadlock_timeout_still_ends_in_55p03(
     pglocks: Pglocks, table: str
 ) -> None:
     s1, s2 = pglocks.sessions(2)
+    # Not s1's own check: 10 ms into its wait, it finds the cycle if s2 has closed it by then.
+    s1.set(deadlock_timeout="1h")
     waiting = half_cycle(s1, s2)
     s2.set(lock_timeout="200ms")  # the server's deadlock_timeout is 1 s: 55P03 comes first
     with pytest.raises(psycopg.errors.LockNotAvailable):

@@ -17,7 +17,8 @@ server, not the database).
 conformance`` on each), ``PGLT_DIFFERENTIAL=NAME,NAME`` those specs,
 ``PGLT_DIFFERENTIAL=waiting`` the specs of ``WAITING`` the corpus has (CI repeats them);
 without it, the specs in ``QUICK`` run.
-``PGLT_DIFFERENTIAL_REPEAT=N`` runs each spec N times. Each result is recorded for the
+``PGLT_DIFFERENTIAL_REPEAT=N`` runs each spec N times, ``PGLT_DIFFERENTIAL_LOAD=N`` beside N
+CPU-bound processes (the timing of a loaded machine). Each result is recorded for the
 conformance table (``fix_conformance.py``, ``tests/conformance.py``). A spec whose reason in
 ``pg-isolation/NOTES.tsv`` starts with "our runner differs:" is a known difference of our
 runner: it xfails (strictly, so that a fix shows).
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +78,9 @@ def chosen_specs(choice: str) -> list[Path]:
 
 SPECS = chosen_specs(os.environ.get("PGLT_DIFFERENTIAL", ""))
 REPEAT = int(os.environ.get("PGLT_DIFFERENTIAL_REPEAT", "1"))
+LOAD = int(os.environ.get("PGLT_DIFFERENTIAL_LOAD", "0"))
+# Busy until its parent (this test process) is gone, however that ends.
+HOG = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    pass\n"
 RUNNER_DIFFERENCE = "our runner differs:"
 
 
@@ -104,6 +109,18 @@ def run_both_in_the_named_database(tester: Path, pglocks: Pglocks, spec: Path) -
     with named_database(pglocks, spec) as dsn:
         ours = run_ours(pglocks.server, dsn, spec)
     return real, ours
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpu_load() -> Iterator[None]:
+    """``LOAD`` processes that keep a core busy while this module's specs run."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG, str(os.getpid())]) for _ in range(LOAD)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 @pytest.fixture
@@ -157,6 +174,7 @@ def test_same_output_as_the_real_tester(
                 "major": pglocks.server.major,
                 "version": pglocks.server.version,
                 "same": ours == real,
+                "waits": "<waiting ...>" in real,
                 "expected": upstream.name if upstream else None,
             },
         )
