@@ -34,7 +34,8 @@ matrix: $(STAMP)
 
 # The differential with PostgreSQL's own isolation tester on each major; writes the table of
 # docs/isolation.md (REPEAT=N runs each spec N times; MAJORS="14 18" picks majors).
-# SPECS=waiting (or NAME,NAME) and LOAD=N (CPU-bound processes beside) only print the figures.
+# SPECS=waiting (or NAME,NAME) records those rows only; LOAD=N (CPU-bound processes beside)
+# only prints the figures.
 conformance: $(STAMP)
 	$(BIN)/python tests/conformance.py --repeat $(REPEAT) $(if $(SPECS),--specs $(SPECS)) \
 		$(if $(LOAD),--load $(LOAD)) $(MAJORS)

@@ -6,8 +6,9 @@ tester's on every run and which upstream expected file the real tester's output 
 ``tests/pg-isolation/conformance.json``, and writes the table of ``docs/isolation.md`` from it.
 The reasons for the exceptions are in ``tests/pg-isolation/NOTES.tsv``.
 
-``--specs`` (``waiting`` or ``NAME,NAME``) and ``--load N`` (N CPU-bound processes beside the
-runs) measure fidelity instead: the figures are printed, and neither file is written.
+``--specs`` (``waiting`` or ``NAME,NAME``) records those specs' rows only, the others stay as
+they were. ``--load N`` (N CPU-bound processes beside the runs) measures fidelity instead: the
+figures are printed, and neither file is written.
 
     python tests/conformance.py [--repeat N] [--specs S] [--load N] MAJOR...
 """
@@ -117,15 +118,17 @@ def main() -> None:
     args = options.parse_args()
     if args.repeat < 1 or args.load < 0:
         options.error("--repeat takes a positive number, --load zero or more")
-    measuring = args.specs != "all" or args.load > 0
     record = json.loads(RECORD.read_text(encoding="utf-8")) if RECORD.exists() else {}
     for major in args.majors:
         result = run_major(major, args.repeat, args.specs, args.load)
         print(fidelity(result, args.load), flush=True)
-        if not measuring:
-            record[major] = result
-            RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", "utf-8")
-    if not measuring:
+        if args.load:
+            continue
+        if args.specs != "all" and major in record:  # these rows only
+            result = {**record[major], "specs": {**record[major]["specs"], **result["specs"]}}
+        record[major] = result
+        RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", "utf-8")
+    if not args.load:
         write_doc(record)
 
 

@@ -17,3 +17,5 @@ NOTES = dict(
 )
 # The tester's format before PostgreSQL 14, in which some stored expected files are.
 OLD_FORMAT = "isolation tester before PostgreSQL 14"
+# Where a stored expected file is of another version of its spec (other permutations).
+OTHER_SPEC = "another version of the spec"
