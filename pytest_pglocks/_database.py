@@ -77,7 +77,7 @@ class Databases:
         its own connection; given back like any other."""
         import psycopg
 
-        with psycopg.connect(self.server.dsn, autocommit=True) as conn:
+        with psycopg.connect(self.server.own_conninfo(), autocommit=True) as conn:
             return self._clone_over(conn, template, name)
 
     def drop(self, name: str) -> None:
@@ -157,7 +157,7 @@ class Databases:
         import psycopg
 
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.server.dsn, autocommit=True)
+            self._conn = psycopg.connect(self.server.own_conninfo(), autocommit=True)
         return self._conn
 
     def _clone(self, template: str | None = None) -> str:

@@ -62,7 +62,7 @@ class Pglocks:
         self.server = server
         self.dbname = dbname
         self.dsn = server.conninfo(dbname)
-        self._context = TestContext(self.dsn, settings)
+        self._context = TestContext(server.own_conninfo(dbname), settings)
         if server.process is not None:  # a local server: its log shows every deadlock
             from .observe import ServerLog
 
@@ -91,7 +91,7 @@ class Pglocks:
 
         if self._setup_conn is None:
             self._setup_conn = psycopg.connect(
-                self.dsn, autocommit=True, application_name="pglocks:setup"
+                self._context.dsn, autocommit=True, application_name="pglocks:setup"
             )
         return execute(self._setup_conn, sql, params)
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_pglocks import Server
+from pytest_pglocks import Pglocks, Server
 from pytest_pglocks.server import without_password
 
 OTHER_ACCOUNT = "daemon"  # any account but the run's and the server's (nobody, as root)
@@ -117,3 +117,19 @@ def test_another_local_account_is_refused_over_tcp_and_over_the_socket(
     assert "no password supplied" in seen["tcp"]
     assert seen["socket"] is not None
     assert "Permission denied" in seen["socket"]
+
+
+def test_the_plugins_own_connections_take_the_private_socket(pglocks: Pglocks) -> None:
+    """Sessions and the setup connection skip TCP and the password exchange; ``pglocks.dsn``,
+    for application code, stays on TCP."""
+    if pglocks.server.process is None:
+        pytest.skip("only a server this run started has a private socket")
+    session = pglocks.session()
+    rows = pglocks.execute(
+        "SELECT pid = pg_catalog.pg_backend_pid(), client_addr IS NULL"
+        " FROM pg_catalog.pg_stat_activity WHERE pid IN (pg_catalog.pg_backend_pid(), %s)"
+        " ORDER BY 1",
+        (session.pid,),
+    )
+    assert rows == [(False, True), (True, True)]
+    assert conninfo_to_dict(pglocks.dsn)["host"] == "127.0.0.1"

@@ -74,6 +74,17 @@ class Server:
 
         return make_conninfo(self.dsn, dbname=dbname)
 
+    def own_conninfo(self, dbname: str | None = None) -> str:
+        """The conninfo of ``dbname`` (default: the maintenance database) for the plugin's own
+        connections: for a local server its private socket (no TCP, no password exchange:
+        a connection in a third of the time)."""
+        from psycopg.conninfo import make_conninfo
+
+        changes = {} if dbname is None else {"dbname": dbname}
+        if self.process is not None:
+            changes["host"] = self.process.root
+        return make_conninfo(self.dsn, **changes)
+
     def printable_conninfo(self, dbname: str) -> str:
         """A conninfo of ``dbname`` that is safe to print: never the password. For a local
         server it names the private socket directory, where the run's own account needs none."""
