@@ -25,7 +25,7 @@ def context_for(server: Server, dbname: str) -> TestContext:
     """What one test's sessions share (timeline, monitor), on database ``dbname``."""
     from pytest_pglocks._context import TestContext
 
-    return TestContext(server.conninfo(dbname), plain_settings())
+    return TestContext(server.own_conninfo(dbname), plain_settings())
 
 
 def detection(server: Server, runs: int) -> tuple[list[float], list[float]]:
@@ -42,7 +42,7 @@ def detection(server: Server, runs: int) -> tuple[list[float], list[float]]:
     latencies: list[float] = []
     round_trips: list[float] = []
     try:
-        with psycopg.connect(server.conninfo(dbname), autocommit=True) as setup:
+        with psycopg.connect(server.own_conninfo(dbname), autocommit=True) as setup:
             setup.execute(SCHEMA)
         s1 = context.new_session("s1", {})
         s2 = context.new_session("s2", {})
@@ -79,7 +79,7 @@ def deadlock_test(server: Server, runs: int) -> list[float]:
             started = perf_counter()
             dbname = databases.create()
             context = context_for(server, dbname)
-            with psycopg.connect(server.conninfo(dbname), autocommit=True) as setup:
+            with psycopg.connect(server.own_conninfo(dbname), autocommit=True) as setup:
                 setup.execute(SCHEMA)
             s1 = context.new_session("s1", {})
             s2 = context.new_session("s2", {})

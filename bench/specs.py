@@ -68,7 +68,7 @@ def run_real_tester(server: Server, tester: Path, specs: list[Path], runs: int) 
                 try:
                     with path.open("rb") as stdin:
                         subprocess.run(
-                            [str(tester), server.conninfo(dbname)],
+                            [str(tester), server.own_conninfo(dbname)],
                             stdin=stdin,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,

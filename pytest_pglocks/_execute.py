@@ -133,6 +133,24 @@ def execute_results(
     return out
 
 
+def connection_lost(
+    conn: psycopg.Connection[tuple[Any, ...]], results: list[Result], *, repeating: bool = False
+) -> Result | None:
+    """libpq's own error when the server closed ``conn`` after the ``results`` of a statement
+    ("server closed the connection unexpectedly ..."): the next result that ``PQgetResult``
+    gives, which psycopg does not fetch. ``repeating``: as the libpq of PostgreSQL 14 and
+    older wrote it, the server's messages first."""
+    from psycopg import pq
+
+    if conn.pgconn.status != pq.ConnStatus.BAD:
+        return None
+    whole = conn.pgconn.error_message.decode(conn.info.encoding, "replace")
+    seen = "".join(r.error.libpq_text() for r in results if r.error is not None)
+    if not whole.startswith(seen) or whole == seen:
+        return None
+    return Result(error=ErrorFields("", whole if repeating else whole[len(seen) :]))
+
+
 def error_fields(res: pq.abc.PGresult, encoding: str) -> ErrorFields:
     """The message fields of an error result."""
     from psycopg import pq

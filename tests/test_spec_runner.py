@@ -190,6 +190,40 @@ def test_a_failed_step_prints_its_error_and_its_sqlstate_is_a_fact(pglocks: Pglo
     assert outcome.permutations[0].deadlocks() == []
 
 
+EXIT_SPEC = """
+session s1
+step s1exit { SELECT pg_terminate_backend(pg_backend_pid()); }
+session s2
+step s2one { SELECT 1 AS one; }
+permutation s1exit s2one
+"""
+
+
+def test_a_step_that_ends_its_own_connection_prints_libpqs_message_too(pglocks: Pglocks) -> None:
+    """As the isolation tester does: the server's FATAL line, then libpq's own result, which
+    the libpq of 14 and older begins with the server's message again."""
+    outcome = pglocks.run_spec(EXIT_SPEC)
+    fatal = "FATAL:  terminating connection due to administrator command"
+    assert outcome.output == text(
+        "Parsed test spec with 2 sessions",
+        "",
+        "starting permutation: s1exit s2one",
+        "step s1exit: SELECT pg_terminate_backend(pg_backend_pid());",
+        fatal,
+        *([fatal] if pglocks.server.major < 15 else []),
+        "server closed the connection unexpectedly",
+        "\tThis probably means the server terminated abnormally",
+        "\tbefore or while processing the request.",
+        "",
+        "step s2one: SELECT 1 AS one;",
+        "one",
+        "---",
+        "  1",
+        "(1 row)",
+        "",
+    )
+
+
 DETAIL_SPEC = """
 session s1
 step s1do { DO $$BEGIN RAISE NOTICE 'extras' USING DETAIL = 'd1', HINT = 'h1'; END$$; }

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .._context import TestContext, poll_gaps
-from .._execute import ErrorFields, Result, execute, execute_results
+from .._execute import ErrorFields, Result, connection_lost, execute, execute_results
 from ..monitor import Monitor, WaitGraph
 from ._spec import PermutationStep, Spec, Step
 from ._table import format_table
@@ -212,6 +212,7 @@ class SpecRunner:
         self.outcome = SpecOutcome(spec)
         self._section: list[str] = []
         self._control: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._old_libpq = False
         self._sessions: dict[str, Session] = {}
         self._active: dict[str, Active | None] = {}
         self._notices: dict[str, list[str]] = {}
@@ -293,6 +294,9 @@ class SpecRunner:
             application_name=f"{prefix}/control connection",
             options=options,
         )
+        # The tester's libpq is of the server's major: before 15, it repeats the server's last
+        # message in its own when the connection is lost.
+        self._old_libpq = self._control.info.server_version < 150000
         for spec_session in self.spec.sessions:
             name = spec_session.name
             session = self.context.new_session(
@@ -512,6 +516,11 @@ class SpecRunner:
         else:
             self.out(f"step {step.name}: {step.sql}\n")
         results = pending._results()
+        lost = connection_lost(
+            self._sessions[step.session].connection, results, repeating=self._old_libpq
+        )
+        if lost is not None:  # printed by the tester as it prints every result
+            results = [*results, lost]
         self._print_results(results)
         self._print_notifies(step.session)
         active.fact.errors = tuple(r.error for r in results if r.error is not None)
