@@ -129,12 +129,14 @@ def test_a_sql_ascii_server_works_like_any_other(dsn_inner: Inner, sql_ascii_ser
             s2.begin()
             assert s1.execute("UPDATE t SET b = 'é' WHERE a = 1 RETURNING b") == [("é",)]
             s2.execute("UPDATE t SET b = 'z' WHERE a = 2")
-            wait = assert_blocks(s2.submit("UPDATE t SET b = 'w' WHERE a = 1"), on=s1)
+            waiting = s2.submit("UPDATE t SET b = 'w' WHERE a = 1")
+            wait = assert_blocks(waiting, on=s1)
             facts["relation"] = wait.relation
             facts["graph"] = str(pglocks.graph())
             with expect_deadlock(victim=s1):
                 s1.submit("UPDATE t SET b = 'v' WHERE a = 2")
             s1.rollback()
+            waiting.result()
             s2.commit()
 
         def test_a_failure_report(pglocks):
