@@ -8,6 +8,7 @@ From PostgreSQL 15 on it is also granted ``SET`` on deadlock_timeout, so that
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ from . import errors
 from .errors import PglocksError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import psycopg
 
 __all__ = ["Role"]
@@ -82,11 +85,12 @@ def create_role(
             )
         can_set = superuser
         if not superuser and major >= 15 and "deadlock_timeout" in gucs:
-            conn.execute(
-                sql.SQL("GRANT SET ON PARAMETER deadlock_timeout TO {}").format(
-                    sql.Identifier(name)
+            with _parameter_grants_in_line(conn):
+                conn.execute(
+                    sql.SQL("GRANT SET ON PARAMETER deadlock_timeout TO {}").format(
+                        sql.Identifier(name)
+                    )
                 )
-            )
             can_set = True
     except psycopg.errors.InsufficientPrivilege as exc:
         raise PglocksError(errors.ROLE_NOT_ALLOWED.format(label=label, why=exc)) from None
@@ -110,5 +114,21 @@ def _drop(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> None:
     """DROP OWNED revokes what it was granted on shared objects (the SET on a parameter)."""
     from psycopg import sql
 
-    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+    with _parameter_grants_in_line(conn):
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
     conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def _parameter_grants_in_line(conn: psycopg.Connection[tuple[Any, ...]]) -> Iterator[None]:
+    """A transaction in which grants on a parameter wait for each other, server-wide.
+
+    Every role's SET on deadlock_timeout is in one row of ``pg_parameter_acl`` (15+): two
+    workers granting or revoking it at once fail with "tuple concurrently updated". A lock
+    of that shared catalog (a superuser's) puts them in line.
+    """
+    with conn.transaction():
+        superuser = conn.info.parameter_status("is_superuser") == "on"
+        if superuser and conn.info.server_version >= 150000:
+            conn.execute("LOCK TABLE pg_catalog.pg_parameter_acl IN SHARE ROW EXCLUSIVE MODE")
+        yield

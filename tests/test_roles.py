@@ -107,3 +107,37 @@ def test_role_misuse_is_refused_with_what_to_do(pglocks: Pglocks) -> None:
     assert_message(
         str(bad_options.value), errors.BAD_ROLE_OPTIONS, label="other", options="SUPERDUPER"
     )
+
+
+def test_roles_granted_and_dropped_at_once_by_two_workers_wait_for_each_other(
+    pglocks: Pglocks,
+) -> None:
+    """Their SET on deadlock_timeout shares one pg_parameter_acl row (15+): without a lock,
+    one of two concurrent GRANTs or DROP OWNEDs fails with "tuple concurrently updated"."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from pytest_pglocks.roles import create_role, drop_roles
+
+    gucs = {"deadlock_timeout": "10ms"}
+    start = Barrier(2)
+
+    def churn(worker: int) -> None:
+        with psycopg.connect(pglocks.dsn, autocommit=True) as conn:
+            for round_ in range(30):
+                start.wait(10)
+                role = create_role(
+                    conn,
+                    pglocks.dbname,
+                    f"w{worker}_{round_}",
+                    superuser=False,
+                    options="",
+                    gucs=gucs,
+                    major=pglocks.server.major,
+                )
+                start.wait(10)
+                drop_roles(conn, [role])
+
+    with ThreadPoolExecutor(2) as workers:
+        for done in [workers.submit(churn, worker) for worker in range(2)]:
+            done.result()
