@@ -1057,11 +1057,11 @@ def test_a_notice_sent_before_a_step_waits_is_printed_before_its_waiting_line(
 
 
 SLOW_SETUP_SPEC = """
-setup { SELECT pg_sleep(1.5); }
-teardown { SELECT pg_sleep(1.5); }
+setup { SELECT pg_sleep(1.5); }  # sleep-ok: the slow block under test, not a wait
+teardown { SELECT pg_sleep(1.5); }  # sleep-ok: the slow block under test, not a wait
 
 session s1
-setup { SELECT pg_sleep(1.5); }
+setup { SELECT pg_sleep(1.5); }  # sleep-ok: the slow block under test, not a wait
 step s1 { SELECT 1 AS one; }
 
 permutation s1
@@ -1085,7 +1085,7 @@ def test_setup_and_teardown_blocks_are_not_limited_by_the_step_timeout(pglocks: 
 
 SLOW_STEP_SPEC = """
 session s1
-step s1sleep { SELECT pg_sleep(4); }
+step s1sleep { SELECT pg_sleep(4); }  # sleep-ok: the step the timeout cancels
 
 permutation s1sleep
 """
@@ -1104,7 +1104,7 @@ def test_without_a_timeout_given_a_step_gets_the_isolation_testers_limit(
         "",
         "starting permutation: s1sleep",
         "isolationtester: canceling step s1sleep after 2 seconds",
-        "step s1sleep: SELECT pg_sleep(4);",
+        "step s1sleep: SELECT pg_sleep(4);",  # sleep-ok: its printed line
         "ERROR:  canceling statement due to user request",
     )
 
