@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LockRow", "Snapshot", "WaitEdge", "WaitGraph"]
 
+SNAPSHOT_READS = 5  # a parallel worker's wait shows on its leader: never settles
+
 IS_BLOCKED = "SELECT pg_catalog.pg_isolation_test_session_is_blocked(%s, %s::int[])"
 
 SNAPSHOT = """
@@ -145,6 +147,14 @@ class Snapshot:
     def name(self, pid: int) -> str:
         return self.names.get(pid, f"pid {pid}")
 
+    def settled(self) -> bool:
+        """Whether every backend that waits has its awaited lock among the rows.
+
+        ``pg_locks`` and ``pg_blocking_pids()`` each look at the lock table at their own
+        moment: a wait that began between the two has blockers but no ungranted row yet.
+        """
+        return all(self.awaited(pid) is not None for pid, by in self.blocking.items() if by)
+
     def awaited(self, pid: int) -> LockRow | None:
         """The lock ``pid`` waits for, if any."""
         return next((lock for lock in self.locks if lock.pid == pid and not lock.granted), None)
@@ -176,11 +186,20 @@ class WaitEdge:
     blocker: int
     lock: LockRow | None
     held: LockRow | None
+    safe_snapshot: bool = False
+
+    def awaited(self) -> str:
+        """What the waiter waits for, in words: ``ShareLock on transaction 812``."""
+        if self.safe_snapshot:
+            return "a safe snapshot"
+        return self.lock.describe() if self.lock else "a lock"
 
     def describe(self, snapshot: Snapshot) -> str:
         waiter, blocker = snapshot.name(self.waiter), snapshot.name(self.blocker)
-        if self.lock is None:
+        if self.safe_snapshot:
             return f"{waiter} waits for a safe snapshot until {blocker} finishes"
+        if self.lock is None:
+            return f"{waiter} waits for a lock held by {blocker}"
         how = f"held by {blocker}" if self.held else f"requested earlier by {blocker}"
         held = ""
         if self.held and self.lock.locktype != "transactionid" and self.held.mode != self.lock.mode:
@@ -208,7 +227,7 @@ class WaitGraph:
                     edges.append(WaitEdge(waiter, blocker, lock, held))
             for blocker in snapshot.safe_snapshot.get(waiter, ()):
                 if blocker in ours:
-                    edges.append(WaitEdge(waiter, blocker, None, None))
+                    edges.append(WaitEdge(waiter, blocker, None, None, safe_snapshot=True))
         return cls(snapshot, tuple(edges))
 
     def blockers(self, pid: int) -> tuple[int, ...]:
@@ -320,11 +339,16 @@ class Monitor:
             return self._connection().execute(sql).fetchall()
 
     def snapshot(self, names: Mapping[int, str]) -> Snapshot:
-        """Locks, blockers and activity of the given backends, in one round trip."""
-        with self._lock:
-            row = self._connection().execute(SNAPSHOT, {"pids": list(names)}).fetchone()
-        assert row is not None
-        return Snapshot.from_row(row, names)
+        """Locks, blockers and activity of the given backends, read again (a few times at
+        most) while a wait that just began shows its blockers but not yet its lock."""
+        for _ in range(SNAPSHOT_READS):
+            with self._lock:
+                row = self._connection().execute(SNAPSHOT, {"pids": list(names)}).fetchone()
+            assert row is not None
+            snapshot = Snapshot.from_row(row, names)
+            if snapshot.settled():
+                break
+        return snapshot
 
     def close(self) -> None:
         if self._conn is not None:

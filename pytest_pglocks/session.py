@@ -191,7 +191,9 @@ class Session:
         connection.add_notice_handler(self._on_notice)
 
     def __repr__(self) -> str:
-        status = self.connection.info.transaction_status.name
+        # libpq marks the connection active only after the worker thread sent the
+        # statement, which the server may already be running: trust our own record.
+        status = "ACTIVE" if self.busy else self.connection.info.transaction_status.name
         running = ""
         if self.busy:
             assert self._last is not None

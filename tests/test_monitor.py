@@ -91,10 +91,19 @@ def test_a_blocker_queued_ahead_holds_nothing_of_the_awaited_lock() -> None:
 
 def test_a_safe_snapshot_wait_is_an_edge_without_a_lock() -> None:
     built = graph({}, safe={S2: (S1, OUTSIDER)})
-    assert built.edges == (WaitEdge(S2, S1, None, None),)
+    assert built.edges == (WaitEdge(S2, S1, None, None, safe_snapshot=True),)
     assert built.edges[0].describe(built.snapshot) == (
         "s2 waits for a safe snapshot until s1 finishes"
     )
+    assert built.snapshot.settled()
+
+
+def test_blockers_read_before_the_waiters_lock_row_are_no_safe_snapshot_wait() -> None:
+    # pg_blocking_pids() saw s2 wait, pg_locks (read a moment earlier) not yet
+    built = graph({S2: (S1,)}, (xid_lock(S1, "812"),))
+    assert not built.snapshot.settled()
+    assert built.edges[0].awaited() == "a lock"
+    assert built.edges[0].describe(built.snapshot) == "s2 waits for a lock held by s1"
 
 
 # cycles
