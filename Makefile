@@ -34,11 +34,11 @@ matrix: $(STAMP)
 
 # The differential with PostgreSQL's own isolation tester on each major; writes the table of
 # docs/isolation.md (REPEAT=N runs each spec N times; MAJORS="14 18" picks majors).
-# SPECS=waiting (or NAME,NAME) records those rows only; LOAD=N (CPU-bound processes beside)
-# only prints the figures.
+# SPECS=waiting, waits (every spec with a waiting step) or NAME,NAME records those rows
+# only; LOAD=N (CPU-bound processes beside) only prints the figures; JOBS=N runs N specs at once.
 conformance: $(STAMP)
 	$(BIN)/python tests/conformance.py --repeat $(REPEAT) $(if $(SPECS),--specs $(SPECS)) \
-		$(if $(LOAD),--load $(LOAD)) $(MAJORS)
+		$(if $(LOAD),--load $(LOAD)) $(if $(JOBS),--jobs $(JOBS)) $(MAJORS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,11 +6,12 @@ tester's on every run and which upstream expected file the real tester's output 
 ``tests/pg-isolation/conformance.json``, and writes the table of ``docs/isolation.md`` from it.
 The reasons for the exceptions are in ``tests/pg-isolation/NOTES.tsv``.
 
-``--specs`` (``waiting`` or ``NAME,NAME``) records those specs' rows only, the others stay as
-they were. ``--load N`` (N CPU-bound processes beside the runs) measures fidelity instead: the
-figures are printed, and neither file is written.
+``--specs`` (``waiting``, ``waits`` or ``NAME,NAME``) records those specs' rows only, the
+others stay as they were. ``--jobs N`` runs N specs at once (pytest-xdist). ``--load N`` (N
+CPU-bound processes beside the runs) measures fidelity instead: the figures are printed, and
+neither file is written.
 
-    python tests/conformance.py [--repeat N] [--specs S] [--load N] MAJOR...
+    python tests/conformance.py [--repeat N] [--specs S] [--jobs N] [--load N] MAJOR...
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ DOC = ROOT / "docs" / "isolation.md"
 BEGIN, END = "<!-- conformance table: make conformance -->", "<!-- end of conformance table -->"
 
 
-def run_major(major: str, repeat: int, specs: str = "all", load: int = 0) -> dict[str, Any]:
+def run_major(
+    major: str, repeat: int, specs: str = "all", load: int = 0, jobs: int = 1
+) -> dict[str, Any]:
     """Run the differential on one major; per spec: runs, same runs, whether the real tester's
     output had a waiting step, expected file matched."""
     with tempfile.TemporaryDirectory() as folder:
@@ -45,7 +48,7 @@ def run_major(major: str, repeat: int, specs: str = "all", load: int = 0) -> dic
             PGLT_CONFORMANCE_RECORD=str(record),
         )
         command = [sys.executable, "-m", "pytest", "tests/test_differential.py"]
-        command += [f"--pglocks-pg={major}", "-q"]
+        command += [f"--pglocks-pg={major}", "-q"] + (["-n", str(jobs)] if jobs > 1 else [])
         subprocess.run(command, cwd=ROOT, env=env, check=False)
         lines = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
     found: dict[str, Any] = {}
@@ -112,15 +115,16 @@ def write_doc(record: dict[str, Any]) -> None:
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     options.add_argument("--repeat", type=int, default=1, help="runs of each spec per major")
-    options.add_argument("--specs", default="all", help="all, waiting, or NAME,NAME")
+    options.add_argument("--specs", default="all", help="all, waiting, waits, or NAME,NAME")
     options.add_argument("--load", type=int, default=0, help="CPU-bound processes beside")
+    options.add_argument("--jobs", type=int, default=1, help="specs run at once (xdist)")
     options.add_argument("majors", nargs="+", help="PostgreSQL majors, e.g. 14 15 16 17 18")
     args = options.parse_args()
-    if args.repeat < 1 or args.load < 0:
-        options.error("--repeat takes a positive number, --load zero or more")
+    if args.repeat < 1 or args.jobs < 1 or args.load < 0:
+        options.error("--repeat and --jobs take a positive number, --load zero or more")
     record = json.loads(RECORD.read_text(encoding="utf-8")) if RECORD.exists() else {}
     for major in args.majors:
-        result = run_major(major, args.repeat, args.specs, args.load)
+        result = run_major(major, args.repeat, args.specs, args.load, args.jobs)
         print(fidelity(result, args.load), flush=True)
         if args.load:
             continue

@@ -15,6 +15,12 @@ import pytest
 from pytest_pglocks._keys import RUN_KEY
 
 _results: list[tuple[str, float]] = []
+_in_worker = False  # under xdist the controller records (it sees every worker's reports)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _in_worker
+    _in_worker = hasattr(config, "workerinput")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -22,7 +28,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     properties = dict(report.user_properties)
     record = os.environ.get("PGLT_CONFORMANCE_RECORD")
-    if record and "differential" in properties:
+    if record and "differential" in properties and not _in_worker:
         with open(record, "a", encoding="utf-8") as file:
             file.write(json.dumps(properties["differential"]) + "\n")
     if "conformance" in properties:

@@ -15,7 +15,8 @@ server, not the database).
 
 ``PGLT_DIFFERENTIAL=all`` runs every spec of the corpus (CI does on one major, ``make
 conformance`` on each), ``PGLT_DIFFERENTIAL=NAME,NAME`` those specs,
-``PGLT_DIFFERENTIAL=waiting`` the specs of ``WAITING`` the corpus has (CI repeats them);
+``PGLT_DIFFERENTIAL=waiting`` the specs of ``WAITING`` the corpus has (CI repeats them),
+``PGLT_DIFFERENTIAL=waits`` every spec whose expected output has a waiting step;
 without it, the specs in ``QUICK`` run.
 ``PGLT_DIFFERENTIAL_REPEAT=N`` runs each spec N times, ``PGLT_DIFFERENTIAL_LOAD=N`` beside N
 CPU-bound processes (the timing of a loaded machine). Each result is recorded for the
@@ -59,6 +60,11 @@ QUICK = {
 WAITING = {"insert-conflict-toast", "eval-plan-qual-trigger", "insert-conflict-specconflict"}
 
 
+def shows_a_wait(spec: Path) -> bool:
+    """Whether an expected file of ``spec`` has a step that waits."""
+    return any("<waiting ...>" in path.read_text("utf-8") for path in expected_files(spec))
+
+
 def chosen_specs(choice: str) -> list[Path]:
     """The specs ``PGLT_DIFFERENTIAL`` picks; a name the corpus lacks is a usage error."""
     stems = {path.stem for path in ALL_SPECS}
@@ -66,6 +72,8 @@ def chosen_specs(choice: str) -> list[Path]:
         return ALL_SPECS
     if choice == "waiting":
         names = WAITING & stems
+    elif choice == "waits":
+        names = {path.stem for path in ALL_SPECS if shows_a_wait(path)}
     else:
         names = {name.strip() for name in choice.split(",") if name.strip()} or QUICK
     if names - stems:
