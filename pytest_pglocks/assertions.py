@@ -77,8 +77,7 @@ class Wait:
         ]
         if edges:
             return "; ".join(edges)
-        awaited = self.graph.snapshot.awaited(pid)
-        what = awaited.describe() if awaited else "a safe snapshot"
+        what = self.graph.snapshot.waits_for(pid)
         return f"{self.waiter.name} waits for {what} held outside this test's sessions"
 
 

@@ -155,6 +155,13 @@ class Snapshot:
         """
         return all(self.awaited(pid) is not None for pid, by in self.blocking.items() if by)
 
+    def waits_for(self, pid: int) -> str:
+        """What ``pid`` waits for, in words: ``ShareLock on transaction 812``."""
+        lock = self.awaited(pid)
+        if lock is not None:
+            return lock.describe()
+        return "a safe snapshot" if self.safe_snapshot.get(pid) else "a lock"
+
     def awaited(self, pid: int) -> LockRow | None:
         """The lock ``pid`` waits for, if any."""
         return next((lock for lock in self.locks if lock.pid == pid and not lock.granted), None)
@@ -187,12 +194,6 @@ class WaitEdge:
     lock: LockRow | None
     held: LockRow | None
     safe_snapshot: bool = False
-
-    def awaited(self) -> str:
-        """What the waiter waits for, in words: ``ShareLock on transaction 812``."""
-        if self.safe_snapshot:
-            return "a safe snapshot"
-        return self.lock.describe() if self.lock else "a lock"
 
     def describe(self, snapshot: Snapshot) -> str:
         waiter, blocker = snapshot.name(self.waiter), snapshot.name(self.blocker)

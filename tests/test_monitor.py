@@ -96,13 +96,14 @@ def test_a_safe_snapshot_wait_is_an_edge_without_a_lock() -> None:
         "s2 waits for a safe snapshot until s1 finishes"
     )
     assert built.snapshot.settled()
+    assert built.snapshot.waits_for(S2) == "a safe snapshot"
 
 
 def test_blockers_read_before_the_waiters_lock_row_are_no_safe_snapshot_wait() -> None:
     # pg_blocking_pids() saw s2 wait, pg_locks (read a moment earlier) not yet
     built = graph({S2: (S1,)}, (xid_lock(S1, "812"),))
     assert not built.snapshot.settled()
-    assert built.edges[0].awaited() == "a lock"
+    assert built.snapshot.waits_for(S2) == "a lock"
     assert built.edges[0].describe(built.snapshot) == "s2 waits for a lock held by s1"
 
 

@@ -208,7 +208,7 @@ def _graph_edges(graph: WaitGraph) -> list[Edge]:
         Edge(
             snapshot.name(edge.waiter),
             snapshot.name(edge.blocker),
-            edge.awaited(),
+            snapshot.waits_for(edge.waiter),
             cycle=(edge.waiter, edge.blocker) in on_cycle,
         )
         for edge in graph.edges
